@@ -1,0 +1,64 @@
+"""The ``planpolicy`` command line: one module per verb in :mod:`planpolicy.commands`.
+
+Exit codes (documented in the README): 0 success, 1 problems found (lint
+errors, failed tests or expectations), 2 usage error, 3 the gate denies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from planpolicy import __version__
+
+__all__ = ["COMMANDS", "EXIT_DENY", "EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_DENY = 3
+
+# Verb modules, in help order. Each defines NAME, HELP, add_arguments(parser), run(args) -> int.
+COMMANDS: tuple[str, ...] = (
+    "planpolicy.commands.lint",
+    "planpolicy.commands.bundle",
+    "planpolicy.commands.schema",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every verb registered."""
+    parser = argparse.ArgumentParser(
+        prog="planpolicy",
+        description="Rules-as-data policy engine for goal-level revenue plans.",
+    )
+    parser.add_argument("--version", action="version", version=f"planpolicy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMANDS:
+        module = importlib.import_module(module_name)
+        verb = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(verb)
+        verb.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = args._run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

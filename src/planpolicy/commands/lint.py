@@ -1,0 +1,46 @@
+"""``planpolicy lint [PATH ...]``: report every problem in policy files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from planpolicy.diagnostics import DEFAULT_LIMIT
+
+NAME = "lint"
+HELP = "check policy files and report every problem with its location"
+DEFAULT_PATHS = ("policies", "plan_types")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", help="files or directories (default: policies/ plan_types/)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("auto", "text", "github", "json", "sarif"),
+        default="auto",
+        help="output format (auto: github inside GitHub Actions, text elsewhere)",
+    )
+    parser.add_argument("--strict", action="store_true", help="warnings fail the run too")
+    parser.add_argument("--base", metavar="GIT_REF", help="flag changed documents whose version was not bumped")
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="maximum diagnostics reported")
+    parser.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from planpolicy.lint import run_lint
+    from planpolicy.lint.formats import FORMATS, auto_format
+
+    if args.limit < 1:
+        print("planpolicy lint: error: --limit must be at least 1", file=sys.stderr)
+        return 2
+    report = run_lint(args.paths or list(DEFAULT_PATHS), base=args.base, limit=args.limit)
+    fmt = auto_format() if args.format == "auto" else args.format
+    text = FORMATS[fmt](report.diagnostics, files=len(report.files), dropped=report.dropped)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return report.exit_code(strict=args.strict)

@@ -1,0 +1,623 @@
+"""Compile policy files into a :class:`~planpolicy.model.PolicyBundle`.
+
+The compiler is an ordered list of named stages run by a short loop
+(:data:`STAGES`). Each stage reads what earlier stages produced from a
+:class:`CompileState` and reports problems to its diagnostic sink; stages keep
+going after errors so one run reports every problem. Adding a check means
+adding a stage (or a line in one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from planpolicy.cel import CelEnvironment, CompiledExpr, types_from_schema
+from planpolicy.celtypes import DYN, TIMESTAMP
+from planpolicy.context import base_context_schema, merge_extension, normalize_for_types
+from planpolicy.diagnostics import Diagnostic, DiagnosticSink, Location, Severity
+from planpolicy.documents import (
+    AuthorityPolicy,
+    Condition,
+    ConflictPolicy,
+    ContextExtension,
+    Lifecycle,
+    PlanType,
+    RiskPolicy,
+)
+from planpolicy.loader import LoadLimits, SourceDocument, SourceFile, discover, load_file
+from planpolicy.model import (
+    AuthorityRules,
+    CompiledCondition,
+    CompiledLifecycle,
+    CompiledPlanType,
+    CompiledStep,
+    ConflictRule,
+    DocumentInfo,
+    Grant,
+    PolicyBundle,
+    RetrySpec,
+    RiskOrder,
+    RuleRef,
+    TransitionSpec,
+)
+from planpolicy.schema import TypedDocument, validate_document
+
+__all__ = ["STAGES", "BundleError", "CompileResult", "CompileState", "compile_bundle", "load_bundle"]
+
+SINGLETON_KINDS = ("RiskPolicy", "AuthorityPolicy", "ConflictPolicy")
+
+
+class BundleError(Exception):
+    """The policy files do not compile; ``diagnostics`` says where and why."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        errors = [d for d in diagnostics if d.is_error]
+        first = str(errors[0]) if errors else "no policy documents"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"policy bundle does not compile: {first}{more}")
+        self.diagnostics = tuple(diagnostics)
+
+
+@dataclass
+class CompileState:
+    """What the stages share while compiling one set of files."""
+
+    paths: Sequence[str | Path]
+    sink: DiagnosticSink
+    limits: LoadLimits = field(default_factory=LoadLimits)
+    files: list[SourceFile] = field(default_factory=list)
+    documents: list[TypedDocument] = field(default_factory=list)
+    declared_kinds: set[str] = field(default_factory=set)
+    by_kind: dict[str, dict[str, TypedDocument]] = field(default_factory=lambda: defaultdict(dict))
+    context_schema: dict[str, Any] = field(default_factory=dict)
+    cel: CelEnvironment | None = None
+    risk: RiskOrder | None = None
+    authority: AuthorityRules | None = None
+    conflict: ConflictRule | None = None
+    lifecycles: dict[str, CompiledLifecycle] = field(default_factory=dict)
+    plan_types: dict[str, CompiledPlanType] = field(default_factory=dict)
+    bundle: PolicyBundle | None = None
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """The bundle (``None`` when any error was found) and every diagnostic."""
+
+    bundle: PolicyBundle | None
+    diagnostics: tuple[Diagnostic, ...]
+    documents: tuple[TypedDocument, ...]
+    plan_types: Mapping[str, CompiledPlanType]
+    dropped: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.bundle is not None
+
+
+# --- helpers ---------------------------------------------------------------
+
+
+def _ref(doc: TypedDocument, rule: str, path: Sequence[str | int] = ()) -> RuleRef:
+    return RuleRef(doc.kind, doc.name, doc.version, rule, doc.source.location(path))
+
+
+def _compile_cel(
+    state: CompileState,
+    doc: TypedDocument,
+    path: tuple[str | int, ...],
+    source: str,
+    *,
+    expect_bool: bool = True,
+) -> CompiledExpr | None:
+    assert state.cel is not None
+    result = state.cel.compile(source, expect_bool=expect_bool)
+    for problem in result.problems:
+        severity = Severity.WARNING if problem.code == "PP407" else Severity.ERROR
+        state.sink.add(
+            Diagnostic(
+                problem.code,
+                problem.message,
+                doc.source.expr_location(path, problem.line, problem.column),
+                severity,
+                problem.hint,
+            )
+        )
+    return result.expr
+
+
+def _condition(
+    state: CompileState, doc: TypedDocument, path: tuple[str | int, ...], cond: Condition
+) -> CompiledCondition | None:
+    expr = _compile_cel(state, doc, (*path, "expr"), cond.expr)
+    if expr is None:
+        return None
+    return CompiledCondition(cond.id, cond.description, expr, _ref(doc, cond.id, (*path, "expr")))
+
+
+def _unknown(
+    state: CompileState, code: str, what: str, value: str, known: Sequence[str], loc: Location
+) -> None:
+    import difflib
+
+    close = difflib.get_close_matches(value, list(known), n=1)
+    hint = f"did you mean `{close[0]}`?" if close else (
+        "known: " + ", ".join(f"`{k}`" for k in known) if known else None
+    )
+    state.sink.error(code, f"unknown {what} `{value}`", loc, hint=hint)
+
+
+# --- stages ----------------------------------------------------------------
+
+
+def stage_load(state: CompileState) -> None:
+    """Discover and read YAML files, keeping node positions."""
+    try:
+        paths = discover(state.paths)
+    except FileNotFoundError as exc:
+        state.sink.error("PP108", f"no such file or directory `{exc.args[0] if exc.args else exc}`")
+        return
+    for path in paths:
+        loaded = load_file(path, state.sink, limits=state.limits)
+        if loaded is not None:
+            state.files.append(loaded)
+
+
+def stage_schema(state: CompileState) -> None:
+    """Validate every document against its kind's JSON Schema."""
+    for file in state.files:
+        for source in file.documents:
+            if isinstance(source.data, dict) and isinstance(source.data.get("kind"), str):
+                state.declared_kinds.add(source.data["kind"])
+            typed = validate_document(source, state.sink)
+            if typed is not None:
+                state.documents.append(typed)
+
+
+def stage_index(state: CompileState) -> None:
+    """Names are unique per kind; singleton kinds appear exactly once."""
+    for doc in state.documents:
+        seen = state.by_kind[doc.kind].get(doc.name)
+        if seen is not None:
+            state.sink.error(
+                "PP301",
+                f"duplicate {doc.kind} `{doc.name}`",
+                doc.source.location(("metadata", "name")),
+                hint=f"first defined at {seen.source.location(('metadata', 'name'))}",
+            )
+            continue
+        state.by_kind[doc.kind][doc.name] = doc
+    if not state.documents:
+        return
+    for kind in SINGLETON_KINDS:
+        found = list(state.by_kind[kind].values())
+        if not found and kind not in state.declared_kinds:  # else: already reported as invalid
+            state.sink.error("PP306", f"the bundle has no {kind} document")
+        for extra in found[1:]:
+            state.sink.error(
+                "PP307",
+                f"the bundle may hold one {kind}, found another: `{extra.name}`",
+                extra.source.location(("metadata", "name")),
+            )
+    if not state.by_kind["PlanType"] and "PlanType" not in state.declared_kinds:
+        state.sink.error("PP306", "the bundle has no PlanType document")
+
+
+def stage_context(state: CompileState) -> None:
+    """Merge context extensions into the base context and build the CEL environment."""
+    schema = base_context_schema()
+    for doc in state.by_kind["ContextExtension"].values():
+        assert isinstance(doc.model, ContextExtension)
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        for root, fragment in doc.model.spec.properties.items():
+            try:
+                Draft202012Validator.check_schema(fragment)
+            except SchemaError as exc:
+                state.sink.error(
+                    "PP308",
+                    f"context extension for `{root}` is not a valid JSON Schema: {exc.message}",
+                    doc.source.location(("spec", "properties", root, *exc.path)),
+                )
+                continue
+        schema = merge_extension(schema, doc.model.spec.properties)
+    state.context_schema = schema
+    state.cel = CelEnvironment(types_from_schema(normalize_for_types(schema)))
+
+
+def stage_risk(state: CompileState) -> None:
+    """Risk levels are unique; the human-touch threshold is one of them."""
+    for doc in list(state.by_kind["RiskPolicy"].values())[:1]:
+        assert isinstance(doc.model, RiskPolicy)
+        spec = doc.model.spec
+        names: list[str] = []
+        for i, level in enumerate(spec.levels):
+            if level.name in names:
+                state.sink.error(
+                    "PP301",
+                    f"duplicate risk level `{level.name}`",
+                    doc.source.location(("spec", "levels", i, "name")),
+                )
+            names.append(level.name)
+        if spec.human_touch_from not in names:
+            _unknown(
+                state, "PP302", "risk level", spec.human_touch_from, names,
+                doc.source.location(("spec", "humanTouchFrom")),
+            )
+            return
+        state.risk = RiskOrder(tuple(names), spec.human_touch_from, _ref(doc, "levels"))
+
+
+def _risk_names(state: CompileState) -> tuple[str, ...]:
+    return state.risk.levels if state.risk else ()
+
+
+def stage_authority(state: CompileState) -> None:
+    """Grants name known risk levels and known lifecycle actions."""
+    for doc in list(state.by_kind["AuthorityPolicy"].values())[:1]:
+        assert isinstance(doc.model, AuthorityPolicy)
+        spec = doc.model.spec
+        for i, grant in enumerate(spec.grants):
+            if grant.max_risk is not None and state.risk and grant.max_risk not in state.risk.levels:
+                _unknown(
+                    state, "PP302", "risk level", grant.max_risk, _risk_names(state),
+                    doc.source.location(("spec", "grants", i, "maxRisk")),
+                )
+        state.authority = AuthorityRules(
+            tuple(Grant(g.action, frozenset(g.roles), g.max_risk) for g in spec.grants),
+            frozenset(spec.owner_may),
+            spec.proposer_may_approve,
+            _ref(doc, "grants"),
+        )
+
+
+def stage_conflict(state: CompileState) -> None:
+    """The conflict scope always includes the tenant."""
+    for doc in list(state.by_kind["ConflictPolicy"].values())[:1]:
+        assert isinstance(doc.model, ConflictPolicy)
+        spec = doc.model.spec
+        if "tenant_id" not in spec.scope:
+            state.sink.error(
+                "PP309",
+                "the conflict scope must include `tenant_id`: tenants never conflict with each other",
+                doc.source.location(("spec", "scope")),
+            )
+        state.conflict = ConflictRule(
+            tuple(dict.fromkeys(["tenant_id", *spec.scope])),
+            frozenset(spec.occupying_states),
+            _ref(doc, "scope"),
+        )
+
+
+def stage_lifecycles(state: CompileState) -> None:
+    """States exist, every state is reachable, terminal states are final."""
+    for doc in state.by_kind["Lifecycle"].values():
+        assert isinstance(doc.model, Lifecycle)
+        spec = doc.model.spec
+        src = doc.source
+        ok = True
+        names: list[str] = []
+        for i, st in enumerate(spec.states):
+            if st.name in names:
+                state.sink.error(
+                    "PP301", f"duplicate state `{st.name}`", src.location(("spec", "states", i, "name"))
+                )
+                ok = False
+            names.append(st.name)
+        if spec.initial not in names:
+            _unknown(state, "PP302", "state", spec.initial, names, src.location(("spec", "initial")))
+            ok = False
+        for i, term in enumerate(spec.terminal):
+            if term not in names:
+                _unknown(state, "PP302", "state", term, names, src.location(("spec", "terminal", i)))
+                ok = False
+        edges: dict[str, set[str]] = defaultdict(set)
+        seen_pairs: dict[tuple[str, str], int] = {}
+        for i, tr in enumerate(spec.transitions):
+            base = ("spec", "transitions", i)
+            for j, source in enumerate(tr.source):
+                if source not in names:
+                    _unknown(state, "PP302", "state", source, names, src.location((*base, "from", j)))
+                    ok = False
+                if source in spec.terminal:
+                    state.sink.error(
+                        "PP305",
+                        f"terminal state `{source}` has an outgoing transition `{tr.trigger}`",
+                        src.location((*base, "from", j)),
+                        hint="a plan never leaves COMPLETED, ABORTED or EXPIRED-like states",
+                    )
+                    ok = False
+                key = (tr.trigger, source)
+                if key in seen_pairs:
+                    state.sink.error(
+                        "PP301",
+                        f"trigger `{tr.trigger}` is defined twice from state `{source}`",
+                        src.location((*base, "trigger")),
+                    )
+                    ok = False
+                seen_pairs[key] = i
+                edges[source].add(tr.dest)
+            if tr.dest not in names:
+                _unknown(state, "PP302", "state", tr.dest, names, src.location((*base, "to")))
+                ok = False
+        reachable = {spec.initial}
+        frontier = [spec.initial]
+        while frontier:
+            for nxt in edges[frontier.pop()]:
+                if nxt not in reachable:
+                    reachable.add(nxt)
+                    frontier.append(nxt)
+        for i, name in enumerate(names):
+            if name not in reachable:
+                state.sink.error(
+                    "PP304",
+                    f"state `{name}` is unreachable from the initial state `{spec.initial}`",
+                    src.location(("spec", "states", i, "name")),
+                )
+                ok = False
+        if ok:
+            state.lifecycles[doc.name] = CompiledLifecycle(
+                name=doc.name,
+                version=doc.version,
+                states=tuple(names),
+                initial=spec.initial,
+                terminal=frozenset(spec.terminal),
+                transitions=tuple(
+                    TransitionSpec(t.trigger, tuple(t.source), t.dest, frozenset(t.guards))
+                    for t in spec.transitions
+                ),
+                max_plan_duration=timedelta(days=spec.max_plan_duration_days),
+                ref=_ref(doc, "transitions"),
+            )
+
+
+def _topological(
+    state: CompileState, doc: TypedDocument, steps: dict[str, tuple[int, tuple[str, ...]]]
+) -> tuple[str, ...] | None:
+    """Order steps so each comes after its `after` list; report cycles."""
+    order: list[str] = []
+    marks: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(name: str, trail: list[str]) -> bool:
+        mark = marks.get(name)
+        if mark == 2:
+            return True
+        if mark == 1:
+            cycle = [*trail[trail.index(name):], name]
+            index = steps[name][0]
+            state.sink.error(
+                "PP303",
+                "step ordering has a cycle: " + " -> ".join(f"`{c}`" for c in cycle),
+                doc.source.location(("spec", "steps", index, "after")),
+            )
+            return False
+        marks[name] = 1
+        for dep in steps[name][1]:
+            if dep in steps and not visit(dep, [*trail, name]):
+                return False
+        marks[name] = 2
+        order.append(name)
+        return True
+
+    for name in steps:
+        if not visit(name, []):
+            return None
+    return tuple(order)
+
+
+def stage_plan_types(state: CompileState) -> None:
+    """Resolve references, check ordering and compile every CEL expression."""
+    for doc in state.by_kind["PlanType"].values():
+        _compile_plan_type(state, doc)
+
+
+def _compile_plan_type(state: CompileState, doc: TypedDocument) -> None:
+    assert isinstance(doc.model, PlanType)
+    spec = doc.model.spec
+    src = doc.source
+    ok = True
+    lifecycle = state.lifecycles.get(spec.lifecycle)
+    if spec.lifecycle not in state.by_kind["Lifecycle"]:
+        _unknown(
+            state, "PP302", "lifecycle", spec.lifecycle, list(state.by_kind["Lifecycle"]),
+            src.location(("spec", "lifecycle")),
+        )
+        ok = False
+    names = [s.action_type for s in spec.steps]
+    ordering: dict[str, tuple[int, tuple[str, ...]]] = {}
+    compiled_steps: dict[str, CompiledStep] = {}
+    for i, step in enumerate(spec.steps):
+        base: tuple[str | int, ...] = ("spec", "steps", i)
+        if step.action_type in ordering:
+            state.sink.error(
+                "PP301", f"duplicate step `{step.action_type}`", src.location((*base, "actionType"))
+            )
+            ok = False
+            continue
+        ordering[step.action_type] = (i, tuple(step.after))
+        if state.risk is not None and step.risk not in state.risk.levels:
+            _unknown(state, "PP302", "risk level", step.risk, state.risk.levels,
+                     src.location((*base, "risk")))
+            ok = False
+        for j, dep in enumerate(step.after):
+            if dep not in names:
+                _unknown(state, "PP302", "step", dep, names, src.location((*base, "after", j)))
+                ok = False
+            elif dep == step.action_type:
+                state.sink.error("PP303", f"step `{dep}` cannot come after itself",
+                                 src.location((*base, "after", j)))
+                ok = False
+        when = None
+        if step.when is not None:
+            expr = _compile_cel(state, doc, (*base, "when"), step.when)
+            ok = ok and expr is not None
+            if expr is not None:
+                when = CompiledCondition(
+                    f"{step.action_type}.when", None, expr, _ref(doc, f"{step.action_type}.when", (*base, "when"))
+                )
+        not_before = None
+        if step.timing.not_before is not None:
+            path = (*base, "timing", "notBefore")
+            expr = _compile_cel(state, doc, path, step.timing.not_before, expect_bool=False)
+            if expr is not None and expr.result_type not in (TIMESTAMP, DYN):
+                state.sink.error(
+                    "PP405",
+                    f"`notBefore` must be a timestamp expression, got {expr.result_type}",
+                    src.expr_location(path, 1, 1),
+                )
+                expr = None
+            ok = ok and expr is not None
+            if expr is not None:
+                not_before = CompiledCondition(
+                    f"{step.action_type}.notBefore", None, expr,
+                    _ref(doc, f"{step.action_type}.notBefore", path),
+                )
+        compiled_steps[step.action_type] = CompiledStep(
+            action_type=step.action_type,
+            description=step.description,
+            risk=step.risk,
+            human_touch=step.human_touch,
+            required=step.required,
+            after=tuple(step.after),
+            when=when,
+            after_activation_days=step.timing.after_activation_days,
+            not_before=not_before,
+            retry=RetrySpec(
+                step.retry.limit,
+                step.retry.backoff_minutes,
+                step.retry.backoff_multiplier,
+                step.retry.on_exhausted,
+            ),
+            parameters=MappingProxyType(dict(step.parameters)),
+            ref=_ref(doc, step.action_type, (*base, "actionType")),
+        )
+    order = _topological(state, doc, ordering) if ok else None
+    eligibility = [
+        _condition(state, doc, ("spec", "eligibility", i), c) for i, c in enumerate(spec.eligibility)
+    ]
+    objective = [
+        _condition(state, doc, ("spec", "objective", "conditions", i), c)
+        for i, c in enumerate(spec.objective.conditions)
+    ]
+    _check_condition_ids(state, doc)
+    if not ok or order is None or lifecycle is None:
+        return
+    if None in eligibility or None in objective:
+        return
+    state.plan_types[doc.name] = CompiledPlanType(
+        name=doc.name,
+        version=doc.version,
+        description=doc.model.metadata.description,
+        lifecycle=spec.lifecycle,
+        max_duration=timedelta(days=spec.max_duration_days),
+        complete_when_all_steps_done=spec.complete_when_all_steps_done,
+        eligibility=tuple(c for c in eligibility if c is not None),
+        objective_mode=spec.objective.mode,
+        objective=tuple(c for c in objective if c is not None),
+        steps=MappingProxyType(compiled_steps),
+        step_order=order,
+        ref=_ref(doc, doc.name, ("metadata", "name")),
+    )
+
+
+def _check_condition_ids(state: CompileState, doc: TypedDocument) -> None:
+    assert isinstance(doc.model, PlanType)
+    seen: set[str] = set()
+    groups: list[tuple[tuple[str | int, ...], list[Condition]]] = [
+        (("spec", "eligibility"), doc.model.spec.eligibility),
+        (("spec", "objective", "conditions"), doc.model.spec.objective.conditions),
+    ]
+    for base, conditions in groups:
+        for i, cond in enumerate(conditions):
+            if cond.id in seen:
+                state.sink.error(
+                    "PP301", f"duplicate condition id `{cond.id}`", doc.source.location((*base, i, "id"))
+                )
+            seen.add(cond.id)
+
+
+def _digest(state: CompileState) -> str:
+    canonical = [
+        [doc.kind, doc.name, doc.source.data]
+        for doc in sorted(state.documents, key=lambda d: (d.kind, d.name))
+    ]
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def stage_bundle(state: CompileState) -> None:
+    """Freeze the results into a bundle when nothing failed."""
+    if state.sink.has_errors or state.sink.dropped:
+        return
+    if state.risk is None or state.authority is None or state.conflict is None or state.cel is None:
+        return
+    state.bundle = PolicyBundle(
+        digest=_digest(state),
+        documents=tuple(
+            DocumentInfo(d.kind, d.name, d.version, d.source.path)
+            for d in sorted(state.documents, key=lambda d: (d.kind, d.name))
+        ),
+        plan_types=MappingProxyType(dict(state.plan_types)),
+        lifecycles=MappingProxyType(dict(state.lifecycles)),
+        risk=state.risk,
+        authority=state.authority,
+        conflict=state.conflict,
+        context_schema=MappingProxyType(state.context_schema),
+        cel=state.cel,
+    )
+
+
+Stage = Callable[[CompileState], None]
+
+STAGES: tuple[tuple[str, Stage], ...] = (
+    ("load", stage_load),
+    ("schema", stage_schema),
+    ("index", stage_index),
+    ("context", stage_context),
+    ("risk", stage_risk),
+    ("authority", stage_authority),
+    ("conflict", stage_conflict),
+    ("lifecycles", stage_lifecycles),
+    ("plan_types", stage_plan_types),
+    ("bundle", stage_bundle),
+)
+
+
+def compile_bundle(
+    paths: Sequence[str | Path],
+    *,
+    limit: int = 500,
+    limits: LoadLimits | None = None,
+) -> CompileResult:
+    """Run every stage over ``paths`` (files or directories) and collect diagnostics."""
+    state = CompileState(paths, DiagnosticSink(limit=limit), limits or LoadLimits())
+    for _name, stage in STAGES:
+        stage(state)
+    return CompileResult(
+        bundle=state.bundle,
+        diagnostics=tuple(state.sink.sorted()),
+        documents=tuple(state.documents),
+        plan_types=MappingProxyType(dict(state.plan_types)),
+        dropped=state.sink.dropped,
+    )
+
+
+def load_bundle(paths: Sequence[str | Path]) -> PolicyBundle:
+    """Compile ``paths`` or raise :class:`BundleError` with every diagnostic."""
+    result = compile_bundle(paths)
+    if result.bundle is None:
+        raise BundleError(result.diagnostics)
+    return result.bundle
+
+
+def sources_of(result: CompileResult) -> dict[str, SourceDocument]:
+    """Document key ``kind/name`` -> its source (used by lint rules)."""
+    return {f"{d.kind}/{d.name}": d.source for d in result.documents}

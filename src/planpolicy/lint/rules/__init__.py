@@ -1,0 +1,1 @@
+"""Lint rules beyond compile errors: one small module per rule."""

@@ -1,0 +1,266 @@
+"""The compiled policy bundle: frozen objects built once, evaluated many times.
+
+Nothing here parses YAML or compiles CEL; the compiler builds these objects
+and everything downstream (gate, evaluator, lifecycle, orchestrator) reads
+them. Mappings are read-only views so a bundle cannot be changed after load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from planpolicy.diagnostics import Location
+
+if TYPE_CHECKING:
+    from planpolicy.cel import CelEnvironment, CompiledExpr
+    from planpolicy.documents import ParameterSpec
+    from planpolicy.plan import RevenuePlanV1
+
+__all__ = [
+    "AuthorityRules",
+    "CompiledCondition",
+    "CompiledLifecycle",
+    "CompiledPlanType",
+    "CompiledStep",
+    "ConflictRule",
+    "DocumentInfo",
+    "Grant",
+    "PolicyBundle",
+    "RetrySpec",
+    "RiskOrder",
+    "RuleRef",
+    "TransitionSpec",
+]
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    """Where a rule lives: document kind, name, version, rule id and source location."""
+
+    kind: str
+    document: str
+    version: int
+    rule: str
+    location: Location | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        loc = self.location
+        return {
+            "kind": self.kind,
+            "document": self.document,
+            "version": self.version,
+            "rule": self.rule,
+            "file": loc.file if loc else None,
+            "line": loc.line if loc else None,
+        }
+
+
+@dataclass(frozen=True)
+class CompiledCondition:
+    """A CEL condition compiled and type-checked at load time."""
+
+    id: str
+    description: str | None
+    expr: CompiledExpr
+    ref: RuleRef
+
+
+@dataclass(frozen=True)
+class RetrySpec:
+    """Retry limit, backoff and the adaptation applied when retries run out."""
+
+    limit: int
+    backoff_minutes: int
+    backoff_multiplier: float
+    on_exhausted: str
+
+    def backoff(self, failed_attempts: int) -> timedelta:
+        """Wait after the ``failed_attempts``-th definite failure (1-based)."""
+        factor = self.backoff_multiplier ** max(failed_attempts - 1, 0)
+        return timedelta(minutes=self.backoff_minutes * factor)
+
+
+@dataclass(frozen=True)
+class CompiledStep:
+    """An allowed step of a plan type."""
+
+    action_type: str
+    description: str | None
+    risk: str
+    human_touch: bool
+    required: bool
+    after: tuple[str, ...]
+    when: CompiledCondition | None
+    after_activation_days: int | None
+    not_before: CompiledCondition | None
+    retry: RetrySpec
+    parameters: Mapping[str, ParameterSpec]
+    ref: RuleRef
+
+
+@dataclass(frozen=True)
+class CompiledPlanType:
+    """A plan type with its steps in a valid order and its CEL compiled."""
+
+    name: str
+    version: int
+    description: str
+    lifecycle: str
+    max_duration: timedelta
+    complete_when_all_steps_done: bool
+    eligibility: tuple[CompiledCondition, ...]
+    objective_mode: str
+    objective: tuple[CompiledCondition, ...]
+    steps: Mapping[str, CompiledStep]
+    step_order: tuple[str, ...]
+    ref: RuleRef
+
+    def conditions(self) -> Iterable[CompiledCondition]:
+        """Every CEL condition of the plan type."""
+        yield from self.eligibility
+        yield from self.objective
+        for step in self.steps.values():
+            if step.when is not None:
+                yield step.when
+            if step.not_before is not None:
+                yield step.not_before
+
+    @property
+    def roots(self) -> frozenset[str]:
+        """Context roots referenced by any of its expressions."""
+        roots: set[str] = set()
+        for cond in self.conditions():
+            roots |= cond.expr.roots
+        return frozenset(roots)
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    """One lifecycle transition."""
+
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str
+    guards: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CompiledLifecycle:
+    """The lifecycle state machine description."""
+
+    name: str
+    version: int
+    states: tuple[str, ...]
+    initial: str
+    terminal: frozenset[str]
+    transitions: tuple[TransitionSpec, ...]
+    max_plan_duration: timedelta
+    ref: RuleRef
+
+    def transition(self, trigger: str, source: str) -> TransitionSpec | None:
+        """The transition fired by ``trigger`` from ``source``, if any."""
+        for spec in self.transitions:
+            if spec.trigger == trigger and source in spec.sources:
+                return spec
+        return None
+
+    @property
+    def triggers(self) -> frozenset[str]:
+        return frozenset(t.trigger for t in self.transitions)
+
+
+@dataclass(frozen=True)
+class RiskOrder:
+    """Ordered risk levels, lowest first."""
+
+    levels: tuple[str, ...]
+    human_touch_from: str
+    ref: RuleRef
+
+    def rank(self, level: str) -> int:
+        """Position of ``level`` (``ValueError`` if unknown)."""
+        return self.levels.index(level)
+
+    def highest(self, levels: Iterable[str]) -> str | None:
+        """The highest of ``levels`` (the accumulation rule), ``None`` if empty."""
+        known = [lvl for lvl in levels if lvl in self.levels]
+        return max(known, key=self.levels.index) if known else None
+
+    def requires_human_touch(self, level: str) -> bool:
+        return self.rank(level) >= self.rank(self.human_touch_from)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Roles allowed an action up to a plan risk level (``None``: any)."""
+
+    action: str
+    roles: frozenset[str]
+    max_risk: str | None
+
+
+@dataclass(frozen=True)
+class AuthorityRules:
+    """The compiled AuthorityPolicy."""
+
+    grants: tuple[Grant, ...]
+    owner_may: frozenset[str]
+    proposer_may_approve: bool
+    ref: RuleRef
+
+
+@dataclass(frozen=True)
+class ConflictRule:
+    """The compiled ConflictPolicy."""
+
+    scope: tuple[str, ...]
+    occupying_states: frozenset[str]
+    ref: RuleRef
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document of the bundle: identity, version and origin."""
+
+    kind: str
+    name: str
+    version: int
+    file: str
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyBundle:
+    """Everything the engine needs, compiled once; immutable."""
+
+    digest: str
+    documents: tuple[DocumentInfo, ...]
+    plan_types: Mapping[str, CompiledPlanType]
+    lifecycles: Mapping[str, CompiledLifecycle]
+    risk: RiskOrder
+    authority: AuthorityRules
+    conflict: ConflictRule
+    context_schema: Mapping[str, Any]
+    cel: CelEnvironment = field(repr=False)
+
+    def plan_type(self, name: str) -> CompiledPlanType | None:
+        """The plan type called ``name``, if the bundle has it."""
+        return self.plan_types.get(name)
+
+    def lifecycle_of(self, plan_type: CompiledPlanType) -> CompiledLifecycle:
+        return self.lifecycles[plan_type.lifecycle]
+
+    def plan_risk(self, plan: RevenuePlanV1) -> str | None:
+        """The plan's risk: the highest risk of its known steps (accumulation rule)."""
+        ptype = self.plan_types.get(plan.plan_type)
+        if ptype is None:
+            return None
+        return self.risk.highest(
+            ptype.steps[s.action_type].risk for s in plan.steps if s.action_type in ptype.steps
+        )
+
+    def versions(self) -> dict[str, int]:
+        """``kind/name`` -> version of every document, for the ledger."""
+        return {f"{d.kind}/{d.name}": d.version for d in self.documents}

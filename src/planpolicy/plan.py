@@ -1,0 +1,194 @@
+"""RevenuePlanV1: the plan record, its steps, and reading/writing plan files.
+
+A plan is data: the engine never stores derived facts on it. Its risk is the
+highest risk of its steps under the bundle's RiskPolicy (see
+:meth:`planpolicy.model.PolicyBundle.plan_risk`), computed on demand.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "PlanFileError",
+    "PlanStatus",
+    "PlanStep",
+    "RevenuePlanV1",
+    "StepStatus",
+    "dump_plan",
+    "load_plan",
+    "new_step_id",
+]
+
+Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
+ParamValue = str | int | float | bool
+
+
+class PlanStatus(enum.StrEnum):
+    """The lifecycle states of the bundled default lifecycle."""
+
+    DRAFT = "DRAFT"
+    APPROVED = "APPROVED"
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    ABORTED = "ABORTED"
+    EXPIRED = "EXPIRED"
+
+
+class StepStatus(enum.StrEnum):
+    """Where a step is in its execution."""
+
+    PENDING = "PENDING"
+    DISPATCHED = "DISPATCHED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+    @property
+    def is_settled(self) -> bool:
+        """Done or skipped: later steps ordered after it may run."""
+        return self in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+
+
+def new_step_id() -> uuid.UUID:
+    """A fresh, position-independent step id."""
+    return uuid.uuid4()
+
+
+class _Rec(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PlanStep(_Rec):
+    """One step of a plan: an action of an allowed type, with stable identity."""
+
+    step_id: uuid.UUID = Field(
+        default_factory=new_step_id,
+        description="Stable UUID of the step, independent of its position in the plan",
+    )
+    action_type: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,127}$")] = Field(
+        description="Action type, one of the plan type's allowed steps"
+    )
+    status: StepStatus = Field(default=StepStatus.PENDING, description="Execution status")
+    attempts: int = Field(default=0, ge=0, le=1000, description="Attempts dispatched so far")
+    parameters: dict[Ident, ParamValue] = Field(
+        default_factory=dict, description="Action parameters, as the plan type declares them"
+    )
+    human_touch: bool = Field(
+        default=False, description="A human must approve the step before dispatch"
+    )
+    human_approved_by: str | None = Field(default=None, description="Who approved the step")
+    human_approved_at: AwareDatetime | None = None
+    due_at: AwareDatetime | None = Field(default=None, description="Earliest dispatch time")
+    last_error: str | None = Field(default=None, max_length=2000)
+    skip_reason: str | None = Field(default=None, max_length=2000)
+    completed_at: AwareDatetime | None = None
+
+
+class RevenuePlanV1(_Rec):
+    """A goal-level revenue plan for one customer account."""
+
+    schema_version: Literal["RevenuePlanV1"] = Field(
+        default="RevenuePlanV1", description="Record format"
+    )
+    plan_id: Ident = Field(default_factory=lambda: str(uuid.uuid4()), description="Plan id")
+    tenant_id: Ident = Field(description="Tenant that owns the plan; every access is scoped by it")
+    account_id: Ident = Field(description="Customer account the plan is for")
+    plan_type: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,127}$")] = Field(
+        description="Plan type name, e.g. `RENEWAL_DEFENSE`"
+    )
+    plan_type_version: int = Field(ge=1, description="Version of the plan type the plan was written for")
+    bundle_digest: str | None = Field(
+        default=None, description="Digest of the policy bundle the plan was approved under"
+    )
+    status: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")] = Field(
+        default=PlanStatus.DRAFT.value, description="Lifecycle state"
+    )
+    objective: str = Field(default="", max_length=2000, description="The goal, in words")
+    steps: list[PlanStep] = Field(min_length=1, max_length=100, description="Ordered steps")
+    owner: Ident = Field(description="User accountable for the plan")
+    created_by: Ident = Field(description="Proposer of the plan (a user or a proposer id)")
+    approved_by: Ident | None = None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    approved_at: AwareDatetime | None = None
+    activated_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    expires_at: AwareDatetime = Field(description="Hard end of the plan")
+    completion_reason: str | None = Field(
+        default=None, description="Why the plan ended: objective_met, all_steps_done, expired, aborted, ..."
+    )
+    next_due_at: AwareDatetime | None = Field(
+        default=None, description="When the orchestrator should next look at the plan"
+    )
+    version: int = Field(default=1, ge=1, description="Optimistic-concurrency counter")
+
+    def step(self, step_id: uuid.UUID | str) -> PlanStep:
+        """The step with this id; ``KeyError`` if absent."""
+        wanted = uuid.UUID(str(step_id))
+        for step in self.steps:
+            if step.step_id == wanted:
+                return step
+        raise KeyError(str(step_id))
+
+    def step_by_action(self, action_type: str) -> PlanStep | None:
+        """The first step of this action type, if any."""
+        return next((s for s in self.steps if s.action_type == action_type), None)
+
+
+class PlanFileError(ValueError):
+    """A plan file could not be read; ``problems`` lists located messages."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        super().__init__(f"{path}: " + "; ".join(problems))
+        self.path = path
+        self.problems = problems
+
+
+def _normalize_yaml(value: Any) -> Any:
+    """PyYAML turns timestamps into datetimes; make naive ones UTC."""
+    if isinstance(value, dict):
+        return {str(k): _normalize_yaml(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalize_yaml(v) for v in value]
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def load_plan(path: str | Path) -> RevenuePlanV1:
+    """Read a plan from a ``.json``, ``.yaml`` or ``.yml`` file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanFileError(str(path), [f"cannot read file: {exc}"]) from exc
+    try:
+        raw = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise PlanFileError(str(path), [f"syntax error: {exc}"]) from exc
+    try:
+        return RevenuePlanV1.model_validate(_normalize_yaml(raw))
+    except ValidationError as exc:
+        problems = [
+            f"`{'.'.join(str(part) for part in err['loc']) or '(root)'}`: {err['msg'].lower()}"
+            for err in exc.errors()
+        ]
+        raise PlanFileError(str(path), problems) from exc
+
+
+def dump_plan(plan: RevenuePlanV1, *, fmt: Literal["json", "yaml"] = "json") -> str:
+    """Serialise a plan as JSON or YAML text."""
+    data = plan.model_dump(mode="json")
+    if fmt == "yaml":
+        return yaml.safe_dump(data, sort_keys=False)
+    return json.dumps(data, indent=2) + "\n"
