@@ -1,0 +1,1136 @@
+"""Compile-once CEL with a type checker over the declared evaluation context.
+
+This is the only module that imports cel-python (``celpy``) and lark. Policy
+expressions are parsed once, when a bundle loads, by a :class:`CelEnvironment`;
+because cel-python has no type checker, the parse tree is walked here and every
+sub-expression is given a :class:`~planpolicy.celtypes.CelType` derived from the
+context's JSON Schema. Problems come back as :class:`CelProblem` values (never
+exceptions) with positions relative to the expression text.
+
+Evaluation uses cel-python's interpreted runner (the transpiling runner is not
+thread-safe). Contexts are converted to CEL values once per plan with
+:func:`make_activation` and shared by every rule. Evaluation errors are rebuilt
+from the error's kind and the expression text only: cel-python's own messages
+can embed the whole activation, which is customer data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final, NamedTuple
+
+import celpy
+import celpy.celtypes as cv
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError, celbytes, celstr
+from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
+from planpolicy.celtypes import (
+    BOOL,
+    BYTES,
+    DOUBLE,
+    DURATION,
+    DYN,
+    FUNCTIONS,
+    INT,
+    MACROS,
+    METHODS,
+    NULL,
+    STRING,
+    TIMESTAMP,
+    UINT,
+    CelType,
+    ListType,
+    MapType,
+    ObjectType,
+    Signature,
+    arithmetic_result,
+    element_type,
+    equality_problem,
+    join,
+    kind,
+    membership_problem,
+    mismatch_hint,
+    ordering_problem,
+    types_from_schema,
+)
+
+__all__ = [
+    "BOOL",
+    "BYTES",
+    "CODES",
+    "DOUBLE",
+    "DURATION",
+    "DYN",
+    "INT",
+    "NULL",
+    "STRING",
+    "TIMESTAMP",
+    "UINT",
+    "WARNING_CODES",
+    "Activation",
+    "CelEnvironment",
+    "CelProblem",
+    "CelType",
+    "CompileResult",
+    "CompiledExpr",
+    "EvalResult",
+    "ListType",
+    "MapType",
+    "ObjectType",
+    "clear_compile_cache",
+    "make_activation",
+    "types_from_schema",
+]
+
+CODES: Final[Mapping[str, str]] = {
+    "PP401": "syntax error",
+    "PP402": "unknown variable",
+    "PP403": "unknown field",
+    "PP404": "unknown function or wrong number of arguments",
+    "PP405": "expression is not boolean",
+    "PP406": "type mismatch",
+    "PP407": "non-portable duration unit",
+}
+"""Every code :meth:`CelEnvironment.compile` can report, with a short title."""
+
+WARNING_CODES: Final = frozenset({"PP407"})
+"""Codes that are warnings: the expression still compiles."""
+
+# cel-python logs activations (customer data) at debug level; keep it quiet.
+logging.getLogger("celpy").setLevel(logging.WARNING)
+
+_MAX_DEPTH: Final = 400  # parse-tree depth; cel-python's interpreter recurses out near 550
+_MAX_PROBLEMS: Final = 50
+_CACHE_LIMIT: Final = 8192
+_IDENT_RE: Final = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*\Z")
+_DURATION_PART_RE: Final = re.compile(r"([0-9]*(?:\.[0-9]*)?)([a-z]+)")
+_UTC: Final = dt.UTC
+
+
+@dataclass(frozen=True)
+class CelProblem:
+    """A problem found in one expression; ``line``/``column`` are 1-based within its text."""
+
+    code: str
+    message: str
+    line: int
+    column: int
+    hint: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        """False for warnings (:data:`WARNING_CODES`), which do not stop compilation."""
+        return self.code not in WARNING_CODES
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The outcome of one evaluation: a plain Python value, or a sanitized error message."""
+
+    value: Any
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when evaluation succeeded."""
+        return self.error is None
+
+
+class Activation:
+    """CEL values for one evaluation context, converted once and shared by many rules."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The root variables this activation provides."""
+        return frozenset(self._values)
+
+    def __repr__(self) -> str:  # never show the values: they are customer data
+        return f"Activation(names={sorted(self._values)})"
+
+
+@dataclass(frozen=True)
+class CompiledExpr:
+    """A checked expression with its cel-python program, built once and reusable."""
+
+    source: str
+    result_type: CelType
+    roots: frozenset[str]
+    paths: frozenset[tuple[str, ...]]
+    is_constant: bool
+    _runner: Any = field(repr=False, compare=False)
+
+    def evaluate(self, activation: Activation) -> EvalResult:
+        """Evaluate against ``activation``; CEL errors come back as ``EvalResult.error``."""
+        try:
+            value = self._runner.evaluate(activation._values)
+            return EvalResult(_to_plain(value))
+        except CELEvalError as err:
+            return EvalResult(None, _describe_eval_error(err, self.source))
+        except _NotAValue:
+            return EvalResult(None, "the result is not a plain value")
+        except Exception as exc:  # cel-python internals; their text may hold customer data
+            return EvalResult(None, f"evaluation failed ({type(exc).__name__})")
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """The compiled expression (None if any problem is an error) and all problems found."""
+
+    expr: CompiledExpr | None
+    problems: tuple[CelProblem, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when an expression was produced (warnings may still be present)."""
+        return self.expr is not None
+
+
+# --- compile cache ---------------------------------------------------------------
+
+_CacheKey = tuple[str, ObjectType, bool]
+_CACHE: dict[_CacheKey, CompileResult] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def clear_compile_cache() -> None:
+    """Forget every cached compilation (for tests and benchmarks)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _cache_put(key: _CacheKey, result: CompileResult) -> None:
+    with _CACHE_LOCK:
+        if len(_CACHE) >= _CACHE_LIMIT:
+            for old in list(_CACHE)[: _CACHE_LIMIT // 4]:
+                del _CACHE[old]
+        _CACHE[key] = result
+
+
+class CelEnvironment:
+    """Compiles and type-checks expressions against one declared context (one per bundle)."""
+
+    def __init__(self, context: ObjectType) -> None:
+        self.context = context
+        self._env = celpy.Environment()
+
+    def compile(self, source: str, *, expect_bool: bool = True) -> CompileResult:
+        """Parse, check and build ``source``; never raises for bad input.
+
+        Identical expressions over the same context type are compiled once per
+        process. With ``expect_bool`` the result must be ``bool`` (or ``dyn``).
+        """
+        if not isinstance(source, str):
+            kind_name = type(source).__name__
+            problem = CelProblem("PP401", f"expression must be text, got `{kind_name}`", 1, 1)
+            return CompileResult(None, (problem,))
+        key = (source, self.context, expect_bool)
+        cached = _CACHE.get(key)
+        if cached is None:
+            cached = self._compile(source, expect_bool)
+            _cache_put(key, cached)
+        return cached
+
+    def _compile(self, source: str, expect_bool: bool) -> CompileResult:
+        if not source.strip():
+            return CompileResult(None, (CelProblem("PP401", "expression is empty", 1, 1),))
+        try:
+            tree = self._env.compile(source)
+        except CELParseError as exc:
+            return CompileResult(None, (_syntax_problem(exc, source),))
+        except Exception:  # lark internals on pathological input
+            problem = CelProblem("PP401", "invalid expression syntax", 1, 1)
+            return CompileResult(None, (problem,))
+        checker = _Checker(self.context, source)
+        try:
+            result_type = checker.check(tree, expect_bool)
+        except (_TooDeep, RecursionError):
+            hint = "split it into several simpler conditions"
+            problem = CelProblem("PP401", "expression is nested too deeply", 1, 1, hint)
+            return CompileResult(None, (problem,))
+        except Exception:  # a checker bug must not take the whole bundle load down
+            problem = CelProblem("PP401", "the expression could not be checked", 1, 1)
+            return CompileResult(None, (problem,))
+        problems = checker.sorted_problems()
+        if any(p.is_error for p in problems):
+            return CompileResult(None, problems)
+        expr = CompiledExpr(
+            source=source,
+            result_type=result_type,
+            roots=frozenset(checker.roots),
+            paths=frozenset(checker.paths),
+            is_constant=not checker.roots,
+            _runner=self._env.program(tree),
+        )
+        return CompileResult(expr, problems)
+
+
+# --- syntax errors ---------------------------------------------------------------
+
+_CLOSERS: Final = {
+    "RPAR": "`)`",
+    "RSQB": "`]`",
+    "RBRACE": "`}`",
+    "COMMA": "`,`",
+    "COLON": "`:`",
+    "IDENT": "a name",
+}
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _expected_hint(expected: Iterable[str]) -> str | None:
+    names = set(expected)
+    shown = sorted(_CLOSERS[n] for n in names if n in _CLOSERS)
+    if not shown or len(names) > 4:
+        return None
+    if len(shown) == 1:
+        return f"expected {shown[0]}"
+    return f"expected {', '.join(shown[:-1])} or {shown[-1]}"
+
+
+def _end_position(source: str) -> tuple[int, int]:
+    lines = source.rstrip().split("\n")
+    return len(lines), len(lines[-1]) + 1
+
+
+def _syntax_problem(exc: Exception, source: str) -> CelProblem:
+    cause = exc.__context__
+    line = getattr(exc, "line", None) or 1
+    column = getattr(exc, "column", None) or 1
+    if isinstance(cause, UnexpectedToken):
+        token = cause.token
+        hint = _expected_hint(cause.expected or ())
+        if token.type == "$END":
+            end_line, end_column = _end_position(source)
+            return CelProblem("PP401", "unexpected end of expression", end_line, end_column, hint)
+        where = (token.line or line, token.column or column)
+        return CelProblem("PP401", f"unexpected `{_clip(str(token))}`", *where, hint)
+    if isinstance(cause, UnexpectedCharacters):
+        if cause.char in "\"'":
+            message = "unterminated string literal"
+        else:
+            message = f"unexpected character `{cause.char}`"
+        return CelProblem("PP401", message, cause.line or line, cause.column or column)
+    return CelProblem("PP401", "invalid expression syntax", line, column)
+
+
+# --- the type checker ------------------------------------------------------------
+
+
+class _T(NamedTuple):
+    """A sub-expression's type and, when it is a context path, that path."""
+
+    type: CelType
+    path: tuple[str, ...] | None = None
+
+
+class _TooDeep(Exception):
+    pass
+
+
+_CONDITION_MACROS: Final = frozenset({"all", "exists", "exists_one", "filter"})
+_ALL_NAMES: Final = sorted({*METHODS, *FUNCTIONS, *MACROS, "has"})
+_TYPE_NAMES: Final = frozenset(
+    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
+)
+_CHAIN: Final = frozenset(
+    {
+        "expr",
+        "conditionalor",
+        "conditionaland",
+        "relation",
+        "addition",
+        "multiplication",
+        "unary",
+        "member",
+        "primary",
+        "paren_expr",
+    }
+)
+_REL_OPS: Final = {
+    "relation_lt": "<",
+    "relation_le": "<=",
+    "relation_gt": ">",
+    "relation_ge": ">=",
+    "relation_eq": "==",
+    "relation_ne": "!=",
+    "relation_in": "in",
+}
+_ARITH_OPS: Final = {
+    "addition_add": "+",
+    "addition_sub": "-",
+    "multiplication_mul": "*",
+    "multiplication_div": "/",
+    "multiplication_mod": "%",
+}
+_BOOLISH: Final = frozenset({BOOL, DYN})
+_MAP_KEY_KINDS: Final = frozenset({"string", "int", "uint", "bool", "dyn"})
+
+
+def _rule(node: Any) -> str:
+    """A tree's rule name as a plain ``str`` (lark's ``Token.__eq__`` is slow)."""
+    data = node.data
+    return getattr(data, "value", data)  # type: ignore[no-any-return]
+
+
+def _unwrap(node: Any) -> Any:
+    while _rule(node) in _CHAIN and len(node.children) == 1:
+        node = node.children[0]
+    return node
+
+
+def _string_value(token: Any) -> str | None:
+    """The value of a string literal token, or None if its escapes are invalid."""
+    text: str = token.value
+    if "\\" in text:
+        try:
+            return str(celstr(token))
+        except Exception:
+            return None
+    if text[:1] in ("r", "R"):
+        text = text[1:]
+    quotes = 3 if text[:3] in ('"""', "'''") else 1
+    return text[quotes:-quotes]
+
+
+def _string_literal(node: Any) -> str | None:
+    node = _unwrap(node)
+    if _rule(node) != "literal" or node.children[0].type not in ("STRING_LIT", "MLSTRING_LIT"):
+        return None
+    return _string_value(node.children[0])
+
+
+# cel-python re-creates `true`/`false` tokens without positions; find them in the text.
+_WORDS_RE: Final = re.compile(
+    r"//[^\n]*"  # comments
+    r"""|[rRbB]{0,2}(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')"""
+    r"|[_a-zA-Z][_a-zA-Z0-9]*"  # identifiers and keywords
+)
+
+
+def _bool_positions(source: str) -> list[tuple[int, int]]:
+    found = []
+    for match in _WORDS_RE.finditer(source):
+        if match.group() in ("true", "false"):
+            start = match.start()
+            line_start = source.rfind("\n", 0, start) + 1
+            found.append((source.count("\n", 0, start) + 1, start - line_start + 1))
+    return found
+
+
+def _tokens_in_order(tree: Any) -> list[Any]:
+    tokens = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if hasattr(node, "children"):
+            stack.extend(reversed(node.children))
+        else:
+            tokens.append(node)
+    return tokens
+
+
+def _did_you_mean(name: str, candidates: Iterable[str], what: str) -> str | None:
+    options = sorted(set(candidates))
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    if options and len(options) <= 12:
+        return f"{what}: " + ", ".join(f"`{o}`" for o in options)
+    return None
+
+
+class _Checker:
+    """Walks one parse tree; collects problems, root variables and field paths."""
+
+    def __init__(self, context: ObjectType, source: str) -> None:
+        self.context = context
+        self.source = source
+        self.problems: list[CelProblem] = []
+        self.roots: set[str] = set()
+        self.paths: set[tuple[str, ...]] = set()
+        self.scopes: list[tuple[str, _T]] = []
+        self.depth = 0
+        self.tree: Any = None
+        self.bools: list[Any] | None = None
+
+    def check(self, tree: Any, expect_bool: bool) -> CelType:
+        self.tree = tree
+        result = self.value(tree)
+        if expect_bool and result not in _BOOLISH:
+            self.report(
+                "PP405",
+                f"expression must be `bool`, got `{result}`",
+                self.start(tree),
+                "a condition must evaluate to true or false",
+            )
+        return result
+
+    def sorted_problems(self) -> tuple[CelProblem, ...]:
+        unique = dict.fromkeys(self.problems)
+        return tuple(sorted(unique, key=lambda p: (p.line, p.column, p.code)))[:_MAX_PROBLEMS]
+
+    def report(
+        self, code: str, message: str, where: tuple[int, int], hint: str | None = None
+    ) -> None:
+        self.problems.append(CelProblem(code, message, where[0], where[1], hint))
+
+    def start(self, node: Any) -> tuple[int, int]:
+        """Where ``node`` begins (1-based line and column in the expression text)."""
+        meta = node.meta
+        line = getattr(meta, "line", None)
+        if line is not None:
+            return (line, meta.column)
+        first = node
+        while hasattr(first, "children") and first.children:
+            first = first.children[0]
+        if getattr(first, "type", None) == "BOOL_LIT":
+            if self.bools is None:
+                self.bools = [
+                    t for t in _tokens_in_order(self.tree) if getattr(t, "type", "") == "BOOL_LIT"
+                ]
+            positions = _bool_positions(self.source)
+            for index, token in enumerate(self.bools):
+                if token is first and index < len(positions):
+                    return positions[index]
+        return (1, 1)
+
+    def snippet(self, node: Any) -> str:
+        meta = node.meta
+        start, end = getattr(meta, "start_pos", None), getattr(meta, "end_pos", None)
+        if start is None or end is None:
+            return "expression"
+        return _clip(self.source[start:end])
+
+    # dispatch
+
+    def visit(self, node: Any, extra: int = 0) -> _T:
+        steps = 1 + extra
+        rule = _rule(node)
+        while rule in _CHAIN and len(node.children) == 1:
+            node = node.children[0]
+            rule = _rule(node)
+            steps += 1
+        self.depth += steps
+        try:
+            if self.depth > _MAX_DEPTH:
+                raise _TooDeep
+            handler = _HANDLERS.get(rule)
+            return handler(self, node) if handler is not None else _T(DYN)
+        finally:
+            self.depth -= steps
+
+    def value(self, node: Any, extra: int = 0) -> CelType:
+        """Visit ``node`` as a used value: its context path, if any, is recorded."""
+        typed = self.visit(node, extra)
+        if typed.path is not None:
+            self.paths.add(typed.path)
+        return typed.type
+
+    # operators
+
+    def ternary(self, node: Any) -> _T:
+        cond, then, other = node.children
+        cond_type = self.value(cond)
+        if cond_type not in _BOOLISH:
+            message = f"the condition of `? :` must be `bool`, got `{cond_type}`"
+            self.report("PP406", message, self.start(cond))
+        return _T(join(self.value(then), self.value(other)))
+
+    def logic(self, node: Any) -> _T:
+        op = "||" if _rule(node) == "conditionalor" else "&&"
+        for operand in node.children:
+            operand_type = self.value(operand)
+            if operand_type not in _BOOLISH:
+                message = f"`{op}` needs `bool` operands, got `{operand_type}`"
+                self.report("PP406", message, self.start(operand))
+        return _T(BOOL)
+
+    def _op_position(self, op_node: Any, op: str) -> tuple[int, int]:
+        meta = op_node.meta
+        line = getattr(meta, "end_line", None)
+        column = getattr(meta, "end_column", None)
+        if line is None or column is None:
+            return self.start(op_node)
+        return (line, max(1, column - len(op)))
+
+    def relation(self, node: Any) -> _T:
+        op_node, right = node.children
+        op = _REL_OPS[_rule(op_node)]
+        left_type = self.value(op_node.children[0], 1)
+        right_type = self.value(right)
+        if op in ("==", "!="):
+            problem = equality_problem(left_type, right_type, negated=op == "!=")
+            other = right_type
+        elif op == "in":
+            problem = membership_problem(left_type, right_type)
+            other = element_type(right_type) or right_type
+        else:
+            problem = ordering_problem(left_type, right_type)
+            other = right_type
+        if problem is not None:
+            hint = mismatch_hint(left_type, other)
+            self.report("PP406", problem, self._op_position(op_node, op), hint)
+        return _T(BOOL)
+
+    def arithmetic(self, node: Any) -> _T:
+        op_node, right = node.children
+        op = _ARITH_OPS[_rule(op_node)]
+        left_type = self.value(op_node.children[0], 1)
+        right_type = self.value(right)
+        result = arithmetic_result(op, left_type, right_type)
+        if result is None:
+            message = f"operator `{op}` cannot be applied to `{left_type}` and `{right_type}`"
+            hint = mismatch_hint(left_type, right_type)
+            self.report("PP406", message, self._op_position(op_node, op), hint)
+            return _T(DYN)
+        return _T(result)
+
+    def unary(self, node: Any) -> _T:
+        op_node, operand = node.children
+        operand_type = self.value(operand)
+        if _rule(op_node) == "unary_not":
+            if operand_type not in _BOOLISH:
+                message = f"operator `!` needs `bool`, got `{operand_type}`"
+                self.report("PP406", message, self.start(op_node))
+            return _T(BOOL)
+        if operand_type in (INT, DOUBLE, DYN):
+            return _T(operand_type)
+        self.report(
+            "PP406", f"operator `-` cannot be applied to `{operand_type}`", self.start(op_node)
+        )
+        return _T(DYN)
+
+    # names and members
+
+    def lookup(self, token: Any, *, scoped: bool = True) -> _T:
+        name = str(token)
+        if scoped:
+            for bound, typed in reversed(self.scopes):
+                if bound == name:
+                    return typed
+        declared = self.context.fields.get(name)
+        if declared is not None:
+            self.roots.add(name)
+            return _T(declared, (name,))
+        if name in _TYPE_NAMES:
+            return _T(DYN)
+        if self.context.open:
+            self.roots.add(name)
+            return _T(DYN, (name,))
+        known = [*self.context.fields, *(bound for bound, _ in self.scopes)]
+        hint = _did_you_mean(name, known, "declared variables")
+        self.report("PP402", f"unknown variable `{name}`", (token.line, token.column), hint)
+        return _T(DYN)
+
+    def ident(self, node: Any) -> _T:
+        return self.lookup(node.children[0])
+
+    def dot_ident(self, node: Any) -> _T:
+        return self.lookup(node.children[0], scoped=False)
+
+    def member_dot(self, node: Any) -> _T:
+        member, token = node.children
+        base = self.visit(member)
+        name = str(token)
+        where = (token.line, token.column)
+        path = (*base.path, name) if base.path is not None else None
+        base_type = base.type
+        if isinstance(base_type, ObjectType):
+            found = base_type.field_type(name)
+            if found is None:
+                hint = _did_you_mean(name, base_type.fields, "known fields")
+                message = f"unknown field `{name}` on `{self.snippet(member)}`"
+                self.report("PP403", message, where, hint)
+                return _T(DYN)
+            return _T(found, path)
+        if isinstance(base_type, MapType):
+            if base_type.key not in (STRING, DYN):
+                message = f"cannot select field `{name}` from `{base_type}`"
+                self.report("PP406", message, where)
+            return _T(base_type.value, path)
+        if base_type == DYN:
+            return _T(DYN, path)
+        message = (
+            f"cannot select field `{name}` from `{self.snippet(member)}` of type `{base_type}`"
+        )
+        self.report("PP406", message, where)
+        return _T(DYN)
+
+    def member_index(self, node: Any) -> _T:
+        member, index = node.children
+        base = self.visit(member)
+        index_type = self.value(index)
+        key = _string_literal(index)
+        path = None if base.path is None else (*base.path, key if key is not None else "*")
+        base_type = base.type
+        where = self.start(index)
+        if isinstance(base_type, ListType):
+            if index_type not in (INT, UINT, DYN):
+                self.report("PP406", f"a list index must be `int`, got `{index_type}`", where)
+            return _T(base_type.elem, path)
+        if isinstance(base_type, MapType):
+            if equality_problem(index_type, base_type.key) is not None:
+                message = (
+                    f"keys of `{self.snippet(member)}` are `{base_type.key}`, got `{index_type}`"
+                )
+                self.report("PP406", message, where)
+            return _T(base_type.value, path)
+        if isinstance(base_type, ObjectType):
+            if index_type not in (STRING, DYN):
+                message = f"keys of `{self.snippet(member)}` are `string`, got `{index_type}`"
+                self.report("PP406", message, where)
+                return _T(DYN)
+            if key is None:
+                return _T(DYN, path)
+            found = base_type.field_type(key)
+            if found is None:
+                hint = _did_you_mean(key, base_type.fields, "known fields")
+                message = f"unknown field `{key}` on `{self.snippet(member)}`"
+                self.report("PP403", message, where, hint)
+                return _T(DYN)
+            return _T(found, path)
+        if base_type == DYN:
+            return _T(DYN, path)
+        message = f"values of type `{base_type}` cannot be indexed"
+        self.report("PP406", message, where)
+        return _T(DYN)
+
+    def member_object(self, node: Any) -> _T:
+        message = f"message construction `{self.snippet(node)}` is not supported"
+        self.report("PP404", message, self.start(node))
+        return _T(DYN)
+
+    # literals
+
+    def literal(self, node: Any) -> _T:
+        token = node.children[0]
+        kind_name = token.type
+        where = (token.line, token.column)
+        if kind_name in ("INT_LIT", "UINT_LIT"):
+            try:
+                if kind_name == "INT_LIT":
+                    cv.IntType(token.value)
+                else:
+                    cv.UintType(token.value[:-1])
+            except Exception:
+                self.report("PP401", f"number `{_clip(token.value)}` is out of range", where)
+            return _T(INT if kind_name == "INT_LIT" else UINT)
+        if kind_name in ("STRING_LIT", "MLSTRING_LIT", "BYTES_LIT"):
+            try:
+                if "\\" in token.value:  # only escapes can make a string literal invalid
+                    (celstr if kind_name != "BYTES_LIT" else celbytes)(token)
+            except Exception:
+                self.report("PP401", "invalid escape sequence in a string literal", where)
+            return _T(STRING if kind_name != "BYTES_LIT" else BYTES)
+        simple = {"FLOAT_LIT": DOUBLE, "BOOL_LIT": BOOL, "NULL_LIT": NULL}
+        return _T(simple.get(kind_name, DYN))
+
+    def list_lit(self, node: Any) -> _T:
+        elem: CelType | None = None
+        for item in node.children[0].children if node.children else ():
+            item_type = self.value(item)
+            elem = item_type if elem is None else join(elem, item_type)
+        return _T(ListType(elem if elem is not None else DYN))
+
+    def map_lit(self, node: Any) -> _T:
+        items = node.children[0].children if node.children else []
+        key: CelType | None = None
+        value: CelType | None = None
+        for key_node, value_node in zip(items[0::2], items[1::2], strict=True):
+            key_type = self.value(key_node)
+            if kind(key_type) not in _MAP_KEY_KINDS:
+                message = f"map keys must be `string`, `int`, `uint` or `bool`, got `{key_type}`"
+                self.report("PP406", message, self.start(key_node))
+            value_type = self.value(value_node)
+            key = key_type if key is None else join(key, key_type)
+            value = value_type if value is None else join(value, value_type)
+        return _T(MapType(key or DYN, value or DYN))
+
+    # calls
+
+    def _args(self, node: Any, index: int) -> list[Any]:
+        if len(node.children) > index:
+            return list(node.children[index].children)
+        return []
+
+    def call(
+        self, token: Any, sig: Signature, receiver: CelType | None, args: list[Any]
+    ) -> CelType:
+        name = str(token)
+        where = (token.line, token.column)
+        arg_types = [self.value(arg) for arg in args]
+        low, high = sig.arity
+        if not low <= len(args) <= high:
+            wanted = str(low) if low == high else f"{low} or {high}"
+            noun = "argument" if wanted == "1" else "arguments"
+            self.report("PP404", f"`{name}` takes {wanted} {noun}, got {len(args)}", where)
+            return sig.result
+        if receiver is not None and receiver != DYN and kind(receiver) not in sig.receiver:
+            self.report("PP406", f"`{name}` is not defined on `{receiver}`", where)
+        for arg, arg_type, allowed in zip(args, arg_types, sig.params, strict=False):
+            if allowed is not None and arg_type != DYN and kind(arg_type) not in allowed:
+                message = f"`{name}` does not accept an argument of type `{arg_type}`"
+                self.report("PP406", message, self.start(arg))
+        if name in ("timestamp", "duration") and args:
+            self.check_time_literal(name, args[0])
+        return sig.result
+
+    def check_time_literal(self, name: str, arg: Any) -> None:
+        text = _string_literal(arg)
+        if text is None:
+            return
+        where = self.start(arg)
+        try:
+            seconds = (
+                cv.TimestampType(text).timestamp()
+                if name == "timestamp"
+                else cv.DurationType(text).total_seconds()
+            )
+        except Exception:
+            hint = (
+                "use RFC 3339, e.g. `2025-01-31T00:00:00Z`"
+                if name == "timestamp"
+                else "use a number and a unit (`h`, `m`, `s`, `ms`, `us`, `ns`), e.g. `720h`"
+            )
+            self.report("PP401", f"invalid {name} `{_clip(text)}`", where, hint)
+            return
+        if name == "duration":
+            units = {m.group(2) for m in _DURATION_PART_RE.finditer(text)}
+            if "d" in units:
+                hours = seconds / 3600
+                shown = f"{int(hours)}h" if hours == int(hours) else f"{hours:g}h"
+                message = f"duration unit `d` is not portable CEL, use hours (`{shown}`)"
+                self.report("PP407", message, where)
+
+    def ident_arg(self, node: Any) -> _T:
+        token = node.children[0]
+        name = str(token)
+        args = self._args(node, 1)
+        if name == "has":
+            return self.has(token, args)
+        sig = FUNCTIONS.get(name)
+        if sig is not None:
+            return _T(self.call(token, sig, None, args))
+        for arg in args:
+            self.value(arg)
+        where = (token.line, token.column)
+        if name in METHODS or name in MACROS:
+            message = f"`{name}` is a method: write `x.{name}(...)`"
+            self.report("PP404", message, where)
+        else:
+            hint = _did_you_mean(name, _ALL_NAMES, "known functions")
+            self.report("PP404", f"unknown function `{name}`", where, hint)
+        return _T(DYN)
+
+    def dot_ident_arg(self, node: Any) -> _T:
+        token = node.children[0]
+        for arg in self._args(node, 1):
+            self.value(arg)
+        message = f"calls with a leading dot (`.{token}(...)`) are not supported"
+        self.report("PP404", message, (token.line, token.column))
+        return _T(DYN)
+
+    def has(self, token: Any, args: list[Any]) -> _T:
+        where = (token.line, token.column)
+        if len(args) != 1 or _rule(_unwrap(args[0])) != "member_dot":
+            message = "`has` takes one field selection, e.g. `has(account.tier)`"
+            self.report("PP404", message, where)
+            for arg in args:
+                self.value(arg)
+            return _T(BOOL)
+        self.value(args[0])
+        return _T(BOOL)
+
+    def member_dot_arg(self, node: Any) -> _T:
+        member, token = node.children[0], node.children[1]
+        name = str(token)
+        args = self._args(node, 2)
+        if name in MACROS:
+            return self.macro(member, token, args)
+        sig = METHODS.get(name)
+        receiver = self.value(member)
+        if sig is not None:
+            return _T(self.call(token, sig, receiver, args))
+        for arg in args:
+            self.value(arg)
+        where = (token.line, token.column)
+        if name in FUNCTIONS or name == "has":
+            message = f"`{name}` is a function, not a method: write `{name}(x)`"
+            self.report("PP404", message, where)
+        else:
+            hint = _did_you_mean(name, [*METHODS, *MACROS], "known methods")
+            self.report("PP404", f"unknown function `{name}`", where, hint)
+        return _T(DYN)
+
+    def macro(self, member: Any, token: Any, args: list[Any]) -> _T:
+        name = str(token)
+        where = (token.line, token.column)
+        result: CelType = BOOL if name in ("all", "exists", "exists_one") else ListType(DYN)
+        target = self.visit(member)
+        if target.path is not None:
+            self.paths.add(target.path)
+        if len(args) != 2:
+            self.report("PP404", f"`{name}` takes 2 arguments, got {len(args)}", where)
+            return _T(result)
+        variable = _unwrap(args[0])
+        if _rule(variable) != "ident":
+            message = f"the first argument of `{name}` must be a variable name"
+            self.report("PP404", message, self.start(args[0]))
+            return _T(result)
+        elem = element_type(target.type)
+        if elem is None:
+            self.report("PP406", f"`{name}` needs a list or a map, got `{target.type}`", where)
+            elem = DYN
+        elem_path = (*target.path, "*") if target.path is not None else None
+        self.scopes.append((str(variable.children[0]), _T(elem, elem_path)))
+        try:
+            body = self.value(args[1])
+        finally:
+            self.scopes.pop()
+        if name in _CONDITION_MACROS and body not in _BOOLISH:
+            message = f"the condition of `{name}` must be `bool`, got `{body}`"
+            self.report("PP406", message, self.start(args[1]))
+        if name == "map":
+            return _T(ListType(body))
+        if name == "filter":
+            return _T(ListType(elem))
+        return _T(BOOL)
+
+
+_HANDLERS: Final = {
+    "expr": _Checker.ternary,
+    "conditionalor": _Checker.logic,
+    "conditionaland": _Checker.logic,
+    "relation": _Checker.relation,
+    "addition": _Checker.arithmetic,
+    "multiplication": _Checker.arithmetic,
+    "unary": _Checker.unary,
+    "member_dot": _Checker.member_dot,
+    "member_dot_arg": _Checker.member_dot_arg,
+    "member_index": _Checker.member_index,
+    "member_object": _Checker.member_object,
+    "ident": _Checker.ident,
+    "dot_ident": _Checker.dot_ident,
+    "ident_arg": _Checker.ident_arg,
+    "dot_ident_arg": _Checker.dot_ident_arg,
+    "list_lit": _Checker.list_lit,
+    "map_lit": _Checker.map_lit,
+    "literal": _Checker.literal,
+}
+
+
+# --- activations -----------------------------------------------------------------
+
+
+class _Unconvertible(Exception):
+    """A context value cel-python cannot hold; ``where`` collects the path inside out."""
+
+    def __init__(self, problem: str, error: type[Exception]) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.error = error
+        self.where: list[str] = []
+
+
+def _sub_type(declared: CelType | None, key: Any) -> CelType | None:
+    if isinstance(declared, ObjectType):
+        return declared.field_type(key) if isinstance(key, str) else None
+    if isinstance(declared, MapType):
+        return declared.value
+    if isinstance(declared, ListType):
+        return declared.elem
+    return None
+
+
+def _number(value: int | float | Decimal, declared: CelType | None) -> Any:
+    if declared == DOUBLE or (declared != INT and not isinstance(value, int)):
+        return cv.DoubleType(float(value))
+    if not isinstance(value, int):
+        try:
+            integral = value == int(value)
+        except (ValueError, OverflowError):
+            integral = False
+        if not integral:
+            return cv.DoubleType(float(value))
+    try:
+        return cv.IntType(int(value))
+    except ValueError:
+        raise _Unconvertible("integer out of the 64-bit range", ValueError) from None
+
+
+def _to_cel(value: Any, declared: CelType | None) -> Any:
+    if isinstance(value, str):
+        return cv.StringType(value)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return cv.BoolType(value)
+    if isinstance(value, int | float | Decimal):
+        return _number(value, declared)
+    if isinstance(value, dict | Mapping):
+        converted: dict[Any, Any] = {}
+        for key, item in value.items():
+            try:
+                converted[_to_cel(key, None)] = _to_cel(item, _sub_type(declared, key))
+            except _Unconvertible as exc:
+                exc.where.append(f".{key}")
+                raise
+        return cv.MapType(converted)
+    if isinstance(value, list | tuple | set | frozenset):
+        items: Iterable[Any] = value
+        if isinstance(value, set | frozenset):
+            try:
+                items = sorted(value)
+            except TypeError:
+                items = list(value)
+        elem = _sub_type(declared, None)
+        result = []
+        for index, item in enumerate(items):
+            try:
+                result.append(_to_cel(item, elem))
+            except _Unconvertible as exc:
+                exc.where.append(f"[{index}]")
+                raise
+        return cv.ListType(result)
+    if isinstance(value, dt.datetime):
+        return cv.TimestampType(value if value.tzinfo is not None else value.replace(tzinfo=_UTC))
+    if isinstance(value, dt.date):
+        return cv.TimestampType(dt.datetime(value.year, value.month, value.day, tzinfo=_UTC))
+    if isinstance(value, dt.timedelta):
+        return cv.DurationType(value)
+    if isinstance(value, bytes | bytearray):
+        return cv.BytesType(bytes(value))
+    raise _Unconvertible(f"unsupported value of type `{type(value).__name__}`", TypeError)
+
+
+def make_activation(
+    context: Mapping[str, Any],
+    *,
+    only: Iterable[str] | None = None,
+    types: ObjectType | None = None,
+) -> Activation:
+    """Convert a plain Python context to CEL values once, for many evaluations.
+
+    ``datetime.date`` becomes midnight UTC, naive datetimes are taken as UTC,
+    ``Decimal`` becomes a double, sets and tuples become lists. Strings are never
+    parsed into timestamps: pass datetimes. ``only`` limits the conversion to the
+    named root variables (the union of the rules' :attr:`CompiledExpr.roots`).
+    With ``types`` (the environment's context type), integers in fields declared
+    ``double`` become doubles and integral floats in ``int`` fields become ints,
+    since cel-python never mixes the two at run time. Raises ``TypeError`` or
+    ``ValueError`` (naming the path, never the value) for unsupported values.
+    """
+    wanted = context.keys() if only is None else set(only)
+    values: dict[str, Any] = {}
+    for name in wanted:
+        if name not in context or not isinstance(name, str) or not _IDENT_RE.match(name):
+            continue
+        declared = types.field_type(name) if types is not None else None
+        try:
+            values[name] = _to_cel(context[name], declared)
+        except _Unconvertible as exc:
+            where = name + "".join(reversed(exc.where))
+            raise exc.error(f"{exc.problem} at `{where}`") from None
+    return Activation(values)
+
+
+# --- results and errors ----------------------------------------------------------
+
+
+class _NotAValue(Exception):
+    pass
+
+
+def _to_plain(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool | cv.BoolType):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, dt.datetime):
+        utc = value.astimezone(_UTC)
+        return dt.datetime(
+            utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, _UTC
+        )
+    if isinstance(value, dt.timedelta):
+        return dt.timedelta(days=value.days, seconds=value.seconds, microseconds=value.microseconds)
+    if isinstance(value, Mapping):
+        return {_to_plain(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, CELEvalError):
+        raise value
+    raise _NotAValue
+
+
+def _source_of(node: Any, source: str) -> str:
+    meta = getattr(node, "meta", None)
+    start, end = getattr(meta, "start_pos", None), getattr(meta, "end_pos", None)
+    if start is None or end is None:
+        return "expression"
+    return _clip(source[start:end])
+
+
+def _describe_eval_error(err: CELEvalError, source: str) -> str:
+    """Rebuild an error message from the error's kind and the expression text only."""
+    text = str(err.args[0]) if err.args else ""
+    tree: Any = getattr(err, "tree", None)
+    token: Any = getattr(err, "token", None)
+    data = getattr(tree, "data", None)
+    if text.startswith("undeclared reference"):
+        if token is not None:
+            return f"unknown function `{token}`"
+        if tree is not None and tree.children and getattr(tree.children[0], "data", "") == "ident":
+            return f"no such variable `{tree.children[0].children[0]}`"
+        return "no such variable"
+    if data == "member_dot":
+        member, name = tree.children
+        if "field selection" in text:
+            return f"cannot select field `{name}` from `{_source_of(member, source)}`"
+        return f"no such key `{name}` in `{_source_of(member, source)}`"
+    if data == "member_index":
+        member, index = tree.children
+        where = f"`{_source_of(index, source)}` in `{_source_of(member, source)}`"
+        if text == "invalid_argument":
+            return f"index out of range: {where}"
+        if text == "no such key":
+            return f"no such key {where}"
+        return f"cannot look up {where}"
+    if token is None and tree is None:  # `all`/`exists` fold element errors into one
+        return "the macro condition failed for an element"
+    where = f"`{token}`" if token is not None else f"`{_source_of(tree, source)}`"
+    if "divide by zero" in text:
+        return f"division by zero in {where}"
+    if "overload" in text:
+        return f"no matching overload in {where}"
+    if "overflow" in text:
+        if token is not None:
+            return f"invalid argument for {where}"
+        return f"invalid value or overflow in {where}"
+    if text == "match error":
+        return "invalid regular expression"
+    return f"evaluation error in {where}"
