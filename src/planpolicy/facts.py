@@ -1,0 +1,279 @@
+"""Per-call inputs of the gate and the evaluator, and their CEL activation.
+
+:class:`Facts` is what the caller knows about the world at one moment: the
+account, its signals, the tenant's other ACTIVE plans and the time. The
+activation that CEL sees is built from the facts and the plan **once** per
+evaluation and shared by every rule.
+
+``tenant`` and ``plan`` are never taken from the facts: they come from the
+plan being evaluated, so a context cannot make a plan look like another
+tenant's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from planpolicy.cel import Activation, make_activation
+from planpolicy.diagnostics import Diagnostic
+from planpolicy.inputs import INPUT_INVALID, InputError, located, read_document
+from planpolicy.loader import SourceDocument
+from planpolicy.model import PolicyBundle
+from planpolicy.plan import RevenuePlanV1
+
+__all__ = [
+    "RESERVED_ROOTS",
+    "ActivePlanRef",
+    "Facts",
+    "FactsFileError",
+    "activation_for",
+    "facts_from_document",
+    "facts_from_mapping",
+    "load_facts",
+    "plan_view",
+]
+
+#: Roots the engine fills in itself; a context may not supply them.
+RESERVED_ROOTS = frozenset({"plan", "tenant", "now"})
+
+_ACTIVE_PLAN_FIELDS = ("plan_id", "tenant_id", "account_id", "plan_type", "status")
+
+JsonPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class ActivePlanRef:
+    """Another plan that currently occupies a conflict scope."""
+
+    plan_id: str
+    tenant_id: str
+    account_id: str
+    plan_type: str
+    status: str = "ACTIVE"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What is known at evaluation time. ``extra`` holds roots declared by extensions.
+
+    A naive ``now`` is taken as UTC.
+    """
+
+    now: datetime
+    account: Mapping[str, Any] = field(default_factory=dict)
+    signals: Mapping[str, Any] = field(default_factory=dict)
+    active_plans: Sequence[ActivePlanRef] = ()
+    extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "now", _aware(self.now))
+
+    def at(self, now: datetime) -> Facts:
+        """The same facts at another time."""
+        return Facts(now, self.account, self.signals, self.active_plans, self.extra)
+
+
+class FactsFileError(ValueError):
+    """Context data could not be used; ``problems`` holds ``(path, message)`` pairs."""
+
+    def __init__(self, problems: Sequence[tuple[JsonPath, str]]) -> None:
+        super().__init__("; ".join(message for _path, message in problems))
+        self.problems = tuple(problems)
+
+
+def _coerce(value: Any, schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Any:
+    """Turn ISO strings and dates into aware datetimes where the schema says date-time."""
+    if "$ref" in schema:
+        schema = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
+    for option in schema.get("anyOf", ()):
+        if isinstance(option, Mapping) and option.get("type") != "null":
+            return _coerce(value, option, defs)
+    if schema.get("format") in ("date-time", "date"):
+        if isinstance(value, datetime):
+            return _aware(value)
+        if isinstance(value, date):
+            return datetime.combine(value, time(), tzinfo=UTC)
+        if isinstance(value, str):
+            try:
+                return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            except ValueError:
+                return value  # left as is: CEL reports the type error, failing closed
+        return value
+    if isinstance(value, Mapping):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        out = {}
+        for key, item in value.items():
+            sub = props.get(key) or (extra if isinstance(extra, Mapping) else {})
+            out[str(key)] = _coerce(item, sub, defs)
+        return out
+    if isinstance(value, list):
+        items = schema.get("items", {})
+        return [_coerce(item, items if isinstance(items, Mapping) else {}, defs) for item in value]
+    return value
+
+
+def plan_view(plan: RevenuePlanV1, now: datetime) -> dict[str, Any]:
+    """The plan as CEL sees it (``plan.*``)."""
+    age = 0
+    if plan.activated_at is not None and now > plan.activated_at:
+        age = (now - plan.activated_at).days
+    return {
+        "plan_id": plan.plan_id,
+        "plan_type": plan.plan_type,
+        "status": plan.status,
+        "activated_at": plan.activated_at,
+        "expires_at": plan.expires_at,
+        "age_days": age,
+        "steps": {
+            s.action_type: {"status": s.status.value, "attempts": s.attempts} for s in plan.steps
+        },
+    }
+
+
+def context_data(plan: RevenuePlanV1, facts: Facts) -> dict[str, Any]:
+    """The plain context the rules see: facts plus ``plan``, ``tenant`` and ``now``."""
+    data: dict[str, Any] = {
+        key: dict(value) for key, value in facts.extra.items() if key not in RESERVED_ROOTS
+    }
+    data["account"] = dict(facts.account)
+    data["signals"] = dict(facts.signals)
+    data["tenant"] = {"tenant_id": plan.tenant_id}
+    data["plan"] = plan_view(plan, facts.now)
+    data["now"] = facts.now
+    return data
+
+
+def activation_for(bundle: PolicyBundle, plan: RevenuePlanV1, facts: Facts) -> Activation:
+    """Build the CEL activation for one plan at one moment (once per evaluation).
+
+    Raises ``TypeError`` or ``ValueError`` (naming the path, never the value)
+    when a context value cannot be turned into a CEL value.
+    """
+    schema = bundle.context_schema
+    defs = schema.get("$defs", {})
+    props = schema.get("properties", {})
+    ptype = bundle.plan_type(plan.plan_type)
+    only = ptype.roots if ptype is not None else None
+    data = {
+        key: value if key in ("plan", "now") else _coerce(value, props.get(key, {}), defs)
+        for key, value in context_data(plan, facts).items()
+        if only is None or key in only
+    }
+    return make_activation(data, only=only, types=bundle.cel.context)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _active_plans(raw: Any, problems: list[tuple[JsonPath, str]]) -> list[ActivePlanRef]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.append((("active_plans",), "`active_plans` must be a list"))
+        return []
+    found = []
+    for i, item in enumerate(raw):
+        where: JsonPath = ("active_plans", i)
+        if not isinstance(item, Mapping):
+            problems.append((where, f"`active_plans[{i}]` must be a mapping"))
+            continue
+        unknown = sorted(set(map(str, item)) - set(_ACTIVE_PLAN_FIELDS))
+        if unknown:
+            problems.append((where, f"`active_plans[{i}]` has unknown field `{unknown[0]}`"))
+            continue
+        values = {name: _text(item.get(name)) for name in _ACTIVE_PLAN_FIELDS}
+        missing = [name for name in _ACTIVE_PLAN_FIELDS[:4] if values[name] is None]
+        if missing:
+            problems.append((where, f"`active_plans[{i}].{missing[0]}` must be given as text"))
+            continue
+        status = values["status"] or "ACTIVE"
+        found.append(
+            ActivePlanRef(
+                str(values["plan_id"]),
+                str(values["tenant_id"]),
+                str(values["account_id"]),
+                str(values["plan_type"]),
+                status,
+            )
+        )
+    return found
+
+
+def _parse_now(raw: Any, problems: list[tuple[JsonPath, str]]) -> datetime | None:
+    if isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            problems.append((("now",), f"`now` is not an ISO-8601 time: `{raw[:40]}`"))
+            return None
+    problems.append((("now",), "`now` (an ISO-8601 time) is required"))
+    return None
+
+
+def facts_from_mapping(raw: Any) -> Facts:
+    """Facts from plain data (a parsed context file); raises :class:`FactsFileError`.
+
+    Keys: ``now`` (required), ``account``, ``signals``, ``active_plans`` and any
+    root declared by a ContextExtension. ``plan`` and ``tenant`` are refused:
+    the engine takes them from the plan.
+    """
+    if not isinstance(raw, Mapping):
+        raise FactsFileError([((), "a context must be a mapping")])
+    problems: list[tuple[JsonPath, str]] = []
+    now = _parse_now(raw.get("now"), problems)
+    active = _active_plans(raw.get("active_plans"), problems)
+    roots: dict[str, Mapping[str, Any]] = {}
+    for key, value in raw.items():
+        name = str(key)
+        if name in ("now", "active_plans"):
+            continue
+        if name in RESERVED_ROOTS:
+            problems.append(
+                ((name,), f"`{name}` cannot be set in a context: it comes from the plan")
+            )
+        elif value is None:
+            roots[name] = {}
+        elif not isinstance(value, Mapping):
+            problems.append(((name,), f"`{name}` must be a mapping"))
+        else:
+            roots[name] = value
+    if problems or now is None:
+        raise FactsFileError(problems)
+    account = roots.pop("account", {})
+    signals = roots.pop("signals", {})
+    return Facts(now, account, signals, tuple(active), roots)
+
+
+def facts_from_document(
+    data: Any, source: SourceDocument | None = None, base: JsonPath = ()
+) -> Facts:
+    """Validate ``data`` (found at ``base`` in ``source``) as a context; raises ``InputError``."""
+    try:
+        return facts_from_mapping(data)
+    except FactsFileError as exc:
+        raise InputError(
+            [
+                Diagnostic(INPUT_INVALID, f"context: {message}", located(source, base, path))
+                for path, message in exc.problems
+            ]
+        ) from None
+
+
+def load_facts(path: str | Path) -> Facts:
+    """Read a context file (YAML or JSON); raises :class:`planpolicy.inputs.InputError`."""
+    doc = read_document(path, "context")
+    return facts_from_document(doc.data, doc)
