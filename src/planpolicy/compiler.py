@@ -50,7 +50,14 @@ from planpolicy.model import (
 )
 from planpolicy.schema import TypedDocument, validate_document
 
-__all__ = ["STAGES", "BundleError", "CompileResult", "CompileState", "compile_bundle", "load_bundle"]
+__all__ = [
+    "STAGES",
+    "BundleError",
+    "CompileResult",
+    "CompileState",
+    "compile_bundle",
+    "load_bundle",
+]
 
 SINGLETON_KINDS = ("RiskPolicy", "AuthorityPolicy", "ConflictPolicy")
 
@@ -148,8 +155,10 @@ def _unknown(
     import difflib
 
     close = difflib.get_close_matches(value, list(known), n=1)
-    hint = f"did you mean `{close[0]}`?" if close else (
-        "known: " + ", ".join(f"`{k}`" for k in known) if known else None
+    hint = (
+        f"did you mean `{close[0]}`?"
+        if close
+        else ("known: " + ", ".join(f"`{k}`" for k in known) if known else None)
     )
     state.sink.error(code, f"unknown {what} `{value}`", loc, hint=hint)
 
@@ -249,7 +258,11 @@ def stage_risk(state: CompileState) -> None:
             names.append(level.name)
         if spec.human_touch_from not in names:
             _unknown(
-                state, "PP302", "risk level", spec.human_touch_from, names,
+                state,
+                "PP302",
+                "risk level",
+                spec.human_touch_from,
+                names,
                 doc.source.location(("spec", "humanTouchFrom")),
             )
             return
@@ -266,9 +279,17 @@ def stage_authority(state: CompileState) -> None:
         assert isinstance(doc.model, AuthorityPolicy)
         spec = doc.model.spec
         for i, grant in enumerate(spec.grants):
-            if grant.max_risk is not None and state.risk and grant.max_risk not in state.risk.levels:
+            if (
+                grant.max_risk is not None
+                and state.risk
+                and grant.max_risk not in state.risk.levels
+            ):
                 _unknown(
-                    state, "PP302", "risk level", grant.max_risk, _risk_names(state),
+                    state,
+                    "PP302",
+                    "risk level",
+                    grant.max_risk,
+                    _risk_names(state),
                     doc.source.location(("spec", "grants", i, "maxRisk")),
                 )
         state.authority = AuthorityRules(
@@ -308,16 +329,22 @@ def stage_lifecycles(state: CompileState) -> None:
         for i, st in enumerate(spec.states):
             if st.name in names:
                 state.sink.error(
-                    "PP301", f"duplicate state `{st.name}`", src.location(("spec", "states", i, "name"))
+                    "PP301",
+                    f"duplicate state `{st.name}`",
+                    src.location(("spec", "states", i, "name")),
                 )
                 ok = False
             names.append(st.name)
         if spec.initial not in names:
-            _unknown(state, "PP302", "state", spec.initial, names, src.location(("spec", "initial")))
+            _unknown(
+                state, "PP302", "state", spec.initial, names, src.location(("spec", "initial"))
+            )
             ok = False
         for i, term in enumerate(spec.terminal):
             if term not in names:
-                _unknown(state, "PP302", "state", term, names, src.location(("spec", "terminal", i)))
+                _unknown(
+                    state, "PP302", "state", term, names, src.location(("spec", "terminal", i))
+                )
                 ok = False
         edges: dict[str, set[str]] = defaultdict(set)
         seen_pairs: dict[tuple[str, str], int] = {}
@@ -325,7 +352,9 @@ def stage_lifecycles(state: CompileState) -> None:
             base = ("spec", "transitions", i)
             for j, source in enumerate(tr.source):
                 if source not in names:
-                    _unknown(state, "PP302", "state", source, names, src.location((*base, "from", j)))
+                    _unknown(
+                        state, "PP302", "state", source, names, src.location((*base, "from", j))
+                    )
                     ok = False
                 if source in spec.terminal:
                     state.sink.error(
@@ -391,7 +420,7 @@ def _topological(
         if mark == 2:
             return True
         if mark == 1:
-            cycle = [*trail[trail.index(name):], name]
+            cycle = [*trail[trail.index(name) :], name]
             index = steps[name][0]
             state.sink.error(
                 "PP303",
@@ -427,7 +456,11 @@ def _compile_plan_type(state: CompileState, doc: TypedDocument) -> None:
     lifecycle = state.lifecycles.get(spec.lifecycle)
     if spec.lifecycle not in state.by_kind["Lifecycle"]:
         _unknown(
-            state, "PP302", "lifecycle", spec.lifecycle, list(state.by_kind["Lifecycle"]),
+            state,
+            "PP302",
+            "lifecycle",
+            spec.lifecycle,
+            list(state.by_kind["Lifecycle"]),
             src.location(("spec", "lifecycle")),
         )
         ok = False
@@ -444,16 +477,25 @@ def _compile_plan_type(state: CompileState, doc: TypedDocument) -> None:
             continue
         ordering[step.action_type] = (i, tuple(step.after))
         if state.risk is not None and step.risk not in state.risk.levels:
-            _unknown(state, "PP302", "risk level", step.risk, state.risk.levels,
-                     src.location((*base, "risk")))
+            _unknown(
+                state,
+                "PP302",
+                "risk level",
+                step.risk,
+                state.risk.levels,
+                src.location((*base, "risk")),
+            )
             ok = False
         for j, dep in enumerate(step.after):
             if dep not in names:
                 _unknown(state, "PP302", "step", dep, names, src.location((*base, "after", j)))
                 ok = False
             elif dep == step.action_type:
-                state.sink.error("PP303", f"step `{dep}` cannot come after itself",
-                                 src.location((*base, "after", j)))
+                state.sink.error(
+                    "PP303",
+                    f"step `{dep}` cannot come after itself",
+                    src.location((*base, "after", j)),
+                )
                 ok = False
         when = None
         if step.when is not None:
@@ -461,7 +503,10 @@ def _compile_plan_type(state: CompileState, doc: TypedDocument) -> None:
             ok = ok and expr is not None
             if expr is not None:
                 when = CompiledCondition(
-                    f"{step.action_type}.when", None, expr, _ref(doc, f"{step.action_type}.when", (*base, "when"))
+                    f"{step.action_type}.when",
+                    None,
+                    expr,
+                    _ref(doc, f"{step.action_type}.when", (*base, "when")),
                 )
         not_before = None
         if step.timing.not_before is not None:
@@ -477,7 +522,9 @@ def _compile_plan_type(state: CompileState, doc: TypedDocument) -> None:
             ok = ok and expr is not None
             if expr is not None:
                 not_before = CompiledCondition(
-                    f"{step.action_type}.notBefore", None, expr,
+                    f"{step.action_type}.notBefore",
+                    None,
+                    expr,
                     _ref(doc, f"{step.action_type}.notBefore", path),
                 )
         compiled_steps[step.action_type] = CompiledStep(
@@ -501,7 +548,8 @@ def _compile_plan_type(state: CompileState, doc: TypedDocument) -> None:
         )
     order = _topological(state, doc, ordering) if ok else None
     eligibility = [
-        _condition(state, doc, ("spec", "eligibility", i), c) for i, c in enumerate(spec.eligibility)
+        _condition(state, doc, ("spec", "eligibility", i), c)
+        for i, c in enumerate(spec.eligibility)
     ]
     objective = [
         _condition(state, doc, ("spec", "objective", "conditions", i), c)
@@ -539,7 +587,9 @@ def _check_condition_ids(state: CompileState, doc: TypedDocument) -> None:
         for i, cond in enumerate(conditions):
             if cond.id in seen:
                 state.sink.error(
-                    "PP301", f"duplicate condition id `{cond.id}`", doc.source.location((*base, i, "id"))
+                    "PP301",
+                    f"duplicate condition id `{cond.id}`",
+                    doc.source.location((*base, i, "id")),
                 )
             seen.add(cond.id)
 

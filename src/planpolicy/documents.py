@@ -116,7 +116,10 @@ class RetryPolicy(_Model):
         default=3, ge=1, le=20, description="Attempts allowed for the step, the first included"
     )
     backoff_minutes: int = Field(
-        default=60, ge=0, le=43_200, description="Wait after a definite failure before the next attempt"
+        default=60,
+        ge=0,
+        le=43_200,
+        description="Wait after a definite failure before the next attempt",
     )
     backoff_multiplier: float = Field(
         default=2.0, ge=1.0, le=10.0, description="Each further wait is multiplied by this"
@@ -152,7 +155,9 @@ class ParameterSpec(_Model):
 class StepSpec(_Model):
     """An allowed step of a plan type: one action type of the execution service."""
 
-    action_type: UpperName = Field(description="Action type executed by the action-execution service")
+    action_type: UpperName = Field(
+        description="Action type executed by the action-execution service"
+    )
     description: Text | None = None
     risk: Name = Field(description="Risk level of the step, a level of the RiskPolicy")
     human_touch: bool = Field(
@@ -164,10 +169,13 @@ class StepSpec(_Model):
         description="Steps (action types) that must be done or skipped before this one",
     )
     when: CelSource | None = Field(
-        default=None, description="CEL precondition; when false at dispatch time the step is skipped"
+        default=None,
+        description="CEL precondition; when false at dispatch time the step is skipped",
     )
     timing: StepTiming = Field(default_factory=StepTiming, description="When the step becomes due")
-    retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retry limit and adaptation")
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy, description="Retry limit and adaptation"
+    )
     parameters: dict[Name, ParameterSpec] = Field(
         default_factory=dict, description="Parameters the step's action accepts"
     )
@@ -192,7 +200,8 @@ class PlanTypeSpec(_Model):
         ge=1, le=730, description="Upper bound of `expires_at - activated_at`, in days"
     )
     complete_when_all_steps_done: bool = Field(
-        default=True, description="Complete the plan (all_steps_done) when every step is done or skipped"
+        default=True,
+        description="Complete the plan (all_steps_done) when every step is done or skipped",
     )
     eligibility: list[Condition] = Field(
         default_factory=list, description="CEL conditions that must all hold for activation"
@@ -240,9 +249,7 @@ class LifecycleSpec(_Model):
 
     states: list[LifecycleState] = Field(min_length=2, description="All states")
     initial: UpperName = Field(description="State of a new plan")
-    terminal: list[UpperName] = Field(
-        min_length=1, description="States a plan never leaves"
-    )
+    terminal: list[UpperName] = Field(min_length=1, description="States a plan never leaves")
     transitions: list[LifecycleTransition] = Field(min_length=1)
     max_plan_duration_days: int = Field(
         default=365, ge=1, le=3650, description="No plan type may run longer than this"
@@ -323,7 +330,8 @@ class ConflictPolicySpec(_Model):
     """The conflict invariant: at most one occupying plan per scope."""
 
     scope: list[Literal["tenant_id", "account_id", "plan_type"]] = Field(
-        min_length=1, description="Fields that together identify a conflict (tenant_id is always included)"
+        min_length=1,
+        description="Fields that together identify a conflict (tenant_id is always included)",
     )
     occupying_states: list[UpperName] = Field(
         default_factory=lambda: ["ACTIVE"], description="States that hold the scope"

@@ -28,7 +28,9 @@ __all__ = [
     "new_step_id",
 ]
 
-Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
+Ident = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+]
 ParamValue = str | int | float | bool
 
 
@@ -106,7 +108,9 @@ class RevenuePlanV1(_Rec):
     plan_type: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,127}$")] = Field(
         description="Plan type name, e.g. `RENEWAL_DEFENSE`"
     )
-    plan_type_version: int = Field(ge=1, description="Version of the plan type the plan was written for")
+    plan_type_version: int = Field(
+        ge=1, description="Version of the plan type the plan was written for"
+    )
     bundle_digest: str | None = Field(
         default=None, description="Digest of the policy bundle the plan was approved under"
     )
@@ -125,7 +129,8 @@ class RevenuePlanV1(_Rec):
     ended_at: AwareDatetime | None = None
     expires_at: AwareDatetime = Field(description="Hard end of the plan")
     completion_reason: str | None = Field(
-        default=None, description="Why the plan ended: objective_met, all_steps_done, expired, aborted, ..."
+        default=None,
+        description="Why the plan ended: objective_met, all_steps_done, expired, aborted, ...",
     )
     next_due_at: AwareDatetime | None = Field(
         default=None, description="When the orchestrator should next look at the plan"

@@ -11,16 +11,18 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ValidationError
 
 from planpolicy.diagnostics import DiagnosticSink
 from planpolicy.documents import API_VERSION, DOCUMENT_MODELS
 from planpolicy.loader import SourceDocument
 from planpolicy.schemagen import document_schema
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError as SchemaError
 
 __all__ = ["TypedDocument", "validate_document"]
 
@@ -44,6 +46,8 @@ class TypedDocument:
 
 @cache
 def _validator(kind: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(document_schema(kind))
 
 
@@ -59,6 +63,7 @@ def _report(error: SchemaError, doc: SourceDocument, sink: DiagnosticSink) -> No
     path = tuple(error.absolute_path)
     validator = error.validator
     instance = error.instance
+    value: Any = error.validator_value
     if validator == "additionalProperties" and isinstance(instance, dict):
         allowed = _allowed_properties(error.schema if isinstance(error.schema, dict) else {})
         for key in sorted(k for k in instance if k not in allowed):
@@ -71,7 +76,7 @@ def _report(error: SchemaError, doc: SourceDocument, sink: DiagnosticSink) -> No
             )
         return
     if validator == "required":
-        missing = [k for k in error.validator_value if isinstance(instance, dict) and k not in instance]
+        missing = [k for k in value if isinstance(instance, dict) and k not in instance]
         for key in missing:
             sink.error(
                 "PP204", f"missing required field `{key}` in `{_dotted(path)}`", doc.location(path)
@@ -87,7 +92,7 @@ def _report(error: SchemaError, doc: SourceDocument, sink: DiagnosticSink) -> No
         )
         return
     if validator in ("enum", "const"):
-        options = error.validator_value if validator == "enum" else [error.validator_value]
+        options = value if validator == "enum" else [value]
         shown = ", ".join(f"`{o}`" for o in options)
         sink.error(
             "PP206",
@@ -163,16 +168,21 @@ def validate_document(doc: SourceDocument, sink: DiagnosticSink) -> TypedDocumen
             hint=f"did you mean `{close[0]}`?" if close else f"known kinds: {known}",
         )
         return None
-    errors = sorted(_validator(kind).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
+    try:
+        # Fast path: the pydantic model is the schema's source; strict mode
+        # rejects every coercion the JSON Schema would reject.
+        model = DOCUMENT_MODELS[kind].model_validate(data, strict=True)
+    except ValidationError as exc:
+        # Slow path, only for invalid documents: the JSON Schema gives the
+        # same verdict with paths we can locate and phrase well.
+        errors = sorted(
+            _validator(kind).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+        )
         for error in errors:
             _report(error, doc, sink)
-        return None
-    try:
-        model = DOCUMENT_MODELS[kind].model_validate(data)
-    except ValidationError as exc:  # constraints the JSON Schema cannot express
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            sink.error("PP201", f"`{_dotted(loc)}`: {err['msg'].lower()}", doc.location(loc))
+        if not errors:  # constraints the JSON Schema cannot express
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                sink.error("PP201", f"`{_dotted(loc)}`: {err['msg'].lower()}", doc.location(loc))
         return None
     return TypedDocument(kind, model, doc)

@@ -17,7 +17,14 @@ from planpolicy.context import base_context_schema
 from planpolicy.documents import DOCUMENT_MODELS
 from planpolicy.plan import RevenuePlanV1
 
-__all__ = ["SCHEMA_DIALECT", "check", "document_schema", "generate", "schema_file_for_kind", "write"]
+__all__ = [
+    "SCHEMA_DIALECT",
+    "check",
+    "document_schema",
+    "generate",
+    "schema_file_for_kind",
+    "write",
+]
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _ID_BASE = "https://planpolicy.dev/schemas/"
@@ -52,7 +59,9 @@ def _generated() -> dict[str, str]:
     files["context.v1.json"] = _finish(
         base_context_schema(), "context.v1.json", "planpolicy evaluation context v1"
     )
-    return {name: json.dumps(schema, indent=2, sort_keys=False) + "\n" for name, schema in files.items()}
+    return {
+        name: json.dumps(schema, indent=2, sort_keys=False) + "\n" for name, schema in files.items()
+    }
 
 
 def generate() -> dict[str, str]:

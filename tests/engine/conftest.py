@@ -66,7 +66,9 @@ def codes(diagnostics: list[Diagnostic]) -> list[str]:
 
 def at(diagnostics: list[Diagnostic], code: str) -> list[tuple[int, int]]:
     """(line, column) of every diagnostic with ``code``."""
-    return [(d.location.line, d.location.column) for d in diagnostics if d.code == code and d.location]
+    return [
+        (d.location.line, d.location.column) for d in diagnostics if d.code == code and d.location
+    ]
 
 
 Finder = Callable[[list[Diagnostic], str], list[tuple[int, int]]]

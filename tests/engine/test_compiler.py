@@ -6,9 +6,9 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+from tests.engine.conftest import REPO, PolicyTree, at, codes
 
 from planpolicy.compiler import BundleError, compile_bundle, load_bundle
-from tests.engine.conftest import REPO, PolicyTree, at, codes
 
 BUNDLED = [str(REPO / "policies"), str(REPO / "plan_types")]
 RD = "plan_types/renewal_defense.yaml"
@@ -30,7 +30,11 @@ def test_bundled_policies_compile_clean() -> None:
     rd = bundle.plan_type("RENEWAL_DEFENSE")
     assert rd is not None
     assert rd.step_order[0] == "PREP_RENEWAL_BRIEF"
-    assert set(rd.step_order) == {"PREP_RENEWAL_BRIEF", "REQUEST_RENEWAL_MEETING", "ESCALATE_SUPPORT_RISK"}
+    assert set(rd.step_order) == {
+        "PREP_RENEWAL_BRIEF",
+        "REQUEST_RENEWAL_MEETING",
+        "ESCALATE_SUPPORT_RISK",
+    }
     assert rd.max_duration == timedelta(days=120)
     assert rd.steps["ESCALATE_SUPPORT_RISK"].human_touch
     assert rd.steps["ESCALATE_SUPPORT_RISK"].retry.on_exhausted == "abort"
@@ -76,7 +80,9 @@ def test_unknown_reference_points_at_the_value_with_a_hint(tree: PolicyTree) -> 
 def test_unknown_step_in_ordering(tree: PolicyTree) -> None:
     tree.replace(RD, "after: [PREP_RENEWAL_BRIEF]", "after: [PREP_BRIEF]")
     diags = list(compile_bundle(tree.paths).diagnostics)
-    assert at(diags, "PP302") == [(tree.line_of(RD, "after: [PREP_BRIEF]"), tree.col_of(RD, "PREP_BRIEF]"))]
+    assert at(diags, "PP302") == [
+        (tree.line_of(RD, "after: [PREP_BRIEF]"), tree.col_of(RD, "PREP_BRIEF]"))
+    ]
 
 
 def test_ordering_cycle(tree: PolicyTree) -> None:
@@ -102,55 +108,89 @@ def test_duplicate_plan_type(tree: PolicyTree) -> None:
 def test_unreachable_state_and_terminal_with_outgoing(tree: PolicyTree) -> None:
     lc = "policies/lifecycle.yaml"
     tree.replace(lc, "    - name: EXPIRED\n", "    - name: EXPIRED\n    - name: LIMBO\n")
-    tree.replace(lc, "    - trigger: complete\n      from: [ACTIVE]", "    - trigger: complete\n      from: [ACTIVE, ABORTED]")
+    tree.replace(
+        lc,
+        "    - trigger: complete\n      from: [ACTIVE]",
+        "    - trigger: complete\n      from: [ACTIVE, ABORTED]",
+    )
     diags = list(compile_bundle(tree.paths).diagnostics)
     assert at(diags, "PP304") == [(tree.line_of(lc, "name: LIMBO"), tree.col_of(lc, "LIMBO"))]
-    assert at(diags, "PP305") == [(tree.line_of(lc, "from: [ACTIVE, ABORTED]"), tree.col_of(lc, "ABORTED]"))]
+    assert at(diags, "PP305") == [
+        (tree.line_of(lc, "from: [ACTIVE, ABORTED]"), tree.col_of(lc, "ABORTED]"))
+    ]
 
 
 def test_singleton_kinds(tree: PolicyTree) -> None:
     tree.path("policies/risk.yaml").unlink()
-    tree.write("policies/conflict2.yaml", tree.path("policies/conflict.yaml").read_text().replace("name: default", "name: other"))
+    tree.write(
+        "policies/conflict2.yaml",
+        tree.path("policies/conflict.yaml").read_text().replace("name: default", "name: other"),
+    )
     diags = list(compile_bundle(tree.paths).diagnostics)
     assert "PP306" in codes(diags)  # no RiskPolicy
     assert "PP307" in codes(diags)  # two ConflictPolicies
 
 
 def test_conflict_scope_must_include_tenant(tree: PolicyTree) -> None:
-    tree.replace("policies/conflict.yaml", "scope: [tenant_id, account_id, plan_type]", "scope: [account_id, plan_type]")
+    tree.replace(
+        "policies/conflict.yaml",
+        "scope: [tenant_id, account_id, plan_type]",
+        "scope: [account_id, plan_type]",
+    )
     diags = list(compile_bundle(tree.paths).diagnostics)
     assert codes(diags) == ["PP309"]
 
 
 def test_schema_errors_are_located(tree: PolicyTree) -> None:
     tree.replace(RD, "maxDurationDays: 120", "maxDurationDays: lots")
-    tree.replace(RD, "  completeWhenAllStepsDone: false\n", "  completeWhenAllStepsDone: false\n  colour: blue\n")
+    tree.replace(
+        RD,
+        "  completeWhenAllStepsDone: false\n",
+        "  completeWhenAllStepsDone: false\n  colour: blue\n",
+    )
     tree.replace(RD, "onExhausted: skip", "onExhausted: retry_forever")
     tree.replace("policies/risk.yaml", "  humanTouchFrom: HIGH\n", "")
     diags = list(compile_bundle(tree.paths).diagnostics)
-    assert at(diags, "PP203") == [(tree.line_of(RD, "maxDurationDays: lots"), tree.col_of(RD, "lots"))]
+    assert at(diags, "PP203") == [
+        (tree.line_of(RD, "maxDurationDays: lots"), tree.col_of(RD, "lots"))
+    ]
     assert at(diags, "PP202") == [(tree.line_of(RD, "colour: blue"), 3)]
-    assert at(diags, "PP206") == [(tree.line_of(RD, "retry_forever"), tree.col_of(RD, "retry_forever"))]
-    assert [d.message for d in diags if d.code == "PP204"] == ["missing required field `humanTouchFrom` in `spec`"]
+    assert at(diags, "PP206") == [
+        (tree.line_of(RD, "retry_forever"), tree.col_of(RD, "retry_forever"))
+    ]
+    assert [d.message for d in diags if d.code == "PP204"] == [
+        "missing required field `humanTouchFrom` in `spec`"
+    ]
 
 
 def test_unknown_kind_and_api_version(tree: PolicyTree) -> None:
-    tree.write("policies/x.yaml", "apiVersion: planpolicy/v1\nkind: PlanTyp\nmetadata: {}\nspec: {}\n")
+    tree.write(
+        "policies/x.yaml", "apiVersion: planpolicy/v1\nkind: PlanTyp\nmetadata: {}\nspec: {}\n"
+    )
     tree.write("policies/y.yaml", "apiVersion: planpolicy/v9\nkind: PlanType\n")
     diags = list(compile_bundle(tree.paths).diagnostics)
-    assert [(d.code, d.location.line if d.location else 0) for d in diags] == [("PP205", 2), ("PP205", 1)]
+    assert [(d.code, d.location.line if d.location else 0) for d in diags] == [
+        ("PP205", 2),
+        ("PP205", 1),
+    ]
     assert diags[0].hint == "did you mean `PlanType`?"
 
 
 def test_cel_error_inside_block_scalar_points_at_the_line(tree: PolicyTree) -> None:
-    tree.replace(RD, "account.renewal_date - now <= duration", "account.renewl_date - now <= duration")
+    tree.replace(
+        RD, "account.renewal_date - now <= duration", "account.renewl_date - now <= duration"
+    )
     diags = list(compile_bundle(tree.paths).diagnostics)
     assert at(diags, "PP403") == [(tree.line_of(RD, "renewl_date"), tree.col_of(RD, "renewl_date"))]
     assert diags[0].hint == "did you mean `renewal_date`?"
 
 
 def test_cel_error_inside_macro(tree: PolicyTree) -> None:
-    tree.replace(RD, "when: signals.open_p1_tickets > 0", 'when: plan.steps.exists(s, plan.steps[s].atempts > 2)')
+    tree.replace(
+        RD,
+        "when: signals.open_p1_tickets > 0",
+        "when: plan.steps.exists(s, plan.steps[s].atempts > 2)",
+    )
     diags = list(compile_bundle(tree.paths).diagnostics)
     assert codes(diags) == ["PP403"]
     assert "atempts" in diags[0].message
@@ -158,7 +198,9 @@ def test_cel_error_inside_macro(tree: PolicyTree) -> None:
 
 def test_non_boolean_condition_and_bad_timing(tree: PolicyTree) -> None:
     tree.replace(RD, "when: signals.open_p1_tickets > 0", "when: signals.open_p1_tickets")
-    tree.replace(RD, 'notBefore: account.renewal_date - duration("2160h")', "notBefore: account.arr")
+    tree.replace(
+        RD, 'notBefore: account.renewal_date - duration("2160h")', "notBefore: account.arr"
+    )
     diags = list(compile_bundle(tree.paths).diagnostics)
     assert codes(diags) == ["PP405", "PP405"]
 

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.engine.conftest import PolicyTree
 
 BOMB = """\
@@ -66,7 +65,9 @@ def test_hostile_file_is_refused_with_a_located_diagnostic(tree: PolicyTree, cas
     assert located, mine
     assert located[0]["line"] >= 1 and located[0]["column"] >= 1
     # The rest of the bundle is still checked: the valid files produce no errors.
-    others = [d for d in report["diagnostics"] if d["file"] != str(target) and d["severity"] == "error"]
+    others = [
+        d for d in report["diagnostics"] if d["file"] != str(target) and d["severity"] == "error"
+    ]
     assert others == []
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft7Validator
+from tests.engine.conftest import REPO, PolicyTree
 
 from planpolicy.cli import main
 from planpolicy.diagnostics import Diagnostic, Location, Severity
 from planpolicy.lint.formats import format_github
-from tests.engine.conftest import REPO, PolicyTree
 
 GOLDEN = Path(__file__).parent / "golden"
 DATA = REPO / "tests" / "data"
@@ -22,7 +22,9 @@ RD = "plan_types/renewal_defense.yaml"
 
 
 def _broken(tree: PolicyTree) -> None:
-    tree.replace(RD, "account.renewal_date - now <= duration", "account.renewl_date - now <= duration")
+    tree.replace(
+        RD, "account.renewal_date - now <= duration", "account.renewl_date - now <= duration"
+    )
     tree.replace(RD, "      humanTouch: true\n", "")
     tree.replace("policies/authority.yaml", "    - action: pause\n", "    - action: pasue\n")
 
@@ -30,8 +32,22 @@ def _broken(tree: PolicyTree) -> None:
 def _lint(tree: PolicyTree, fmt: str, *extra: str) -> tuple[int, str]:
     """Run the CLI from inside the tree so paths in the output are relative and stable."""
     done = subprocess.run(
-        [sys.executable, "-m", "planpolicy.cli", "lint", "--format", fmt, *extra, "policies", "plan_types"],
-        cwd=tree.root, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "planpolicy.cli",
+            "lint",
+            "--format",
+            fmt,
+            *extra,
+            "policies",
+            "plan_types",
+        ],
+        cwd=tree.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={**os.environ, "GITHUB_ACTIONS": ""},
     )
     assert "Traceback" not in done.stderr
@@ -77,10 +93,15 @@ def test_limit_caps_the_report(tree: PolicyTree) -> None:
 
 def test_github_escapes_properties_and_message() -> None:
     d = Diagnostic("PP101", "bad: 50%\nnext", Location("a,b:c.yaml", 3, 4), Severity.ERROR)
-    assert format_github([d]) == "::error file=a%2Cb%3Ac.yaml,line=3,col=4,title=PP101::bad: 50%25%0Anext\n"
+    assert (
+        format_github([d])
+        == "::error file=a%2Cb%3Ac.yaml,line=3,col=4,title=PP101::bad: 50%25%0Anext\n"
+    )
 
 
-def test_auto_format_is_github_inside_actions(tree: PolicyTree, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_auto_format_is_github_inside_actions(
+    tree: PolicyTree, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     _broken(tree)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     assert main(["lint", *tree.paths]) == 1

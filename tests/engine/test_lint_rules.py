@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from planpolicy.lint.registry import RULES
 from tests.engine.conftest import PolicyTree, at, codes
+
+from planpolicy.lint.registry import RULES
 
 RD = "plan_types/renewal_defense.yaml"
 LC = "policies/lifecycle.yaml"
@@ -59,7 +60,9 @@ def test_pp504_unused_lifecycle(tree: PolicyTree) -> None:
         tree.path(LC).read_text().replace("name: default", "name: legacy"),
     )
     diags = tree.lint()
-    assert [(d.code, d.location.file.endswith("legacy.yaml")) for d in diags if d.location] == [("PP504", True)]
+    assert [(d.code, d.location.file.endswith("legacy.yaml")) for d in diags if d.location] == [
+        ("PP504", True)
+    ]
 
 
 def test_pp505_approval_without_authority_and_activation_without_gate(tree: PolicyTree) -> None:

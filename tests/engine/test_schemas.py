@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+from tests.engine.conftest import REPO
 
 from planpolicy import schemagen
 from planpolicy.cli import main
 from planpolicy.loader import discover
-from tests.engine.conftest import REPO
 
 SCHEMAS = REPO / "schemas"
 
@@ -39,7 +39,9 @@ def test_schemas_are_valid_draft_2020_12_with_descriptions(name: str) -> None:
     assert len(described) >= 3
 
 
-@pytest.mark.parametrize("path", discover([REPO / "policies", REPO / "plan_types"]), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", discover([REPO / "policies", REPO / "plan_types"]), ids=lambda p: p.name
+)
 def test_bundled_files_declare_a_schema_that_accepts_them(path: Path) -> None:
     import yaml
 

@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.engine.conftest import PolicyTree, at
 
 from planpolicy.lint import run_lint
-from tests.engine.conftest import PolicyTree, at
 
 RD = "plan_types/renewal_defense.yaml"
 
@@ -16,7 +16,9 @@ RD = "plan_types/renewal_defense.yaml"
 def _git(cwd: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=cwd, check=True, capture_output=True,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
     )
 
 
@@ -45,7 +47,9 @@ def test_change_with_bump_passes(repo: PolicyTree) -> None:
 
 def test_comment_and_description_changes_need_no_bump(repo: PolicyTree) -> None:
     repo.replace(RD, "spec:\n", "# reviewed\nspec:\n")
-    repo.replace(RD, "description: Defend an at-risk renewal", "description: Protect an at-risk renewal")
+    repo.replace(
+        RD, "description: Defend an at-risk renewal", "description: Protect an at-risk renewal"
+    )
     assert list(run_lint(repo.paths, base="HEAD").diagnostics) == []
 
 

@@ -56,14 +56,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"policy bundle {bundle.digest[:19]}…  ({len(bundle.documents)} documents)")
     for info in bundle.documents:
         print(f"  {info.kind:<16} {info.name:<20} v{info.version}  {info.file}")
-    print(f"risk levels: {' < '.join(bundle.risk.levels)}  (human touch from {bundle.risk.human_touch_from})")
+    print(
+        f"risk levels: {' < '.join(bundle.risk.levels)}  (human touch from {bundle.risk.human_touch_from})"
+    )
     for lc in bundle.lifecycles.values():
-        print(f"lifecycle {lc.name} v{lc.version}: initial {lc.initial}, terminal {', '.join(sorted(lc.terminal))}")
+        print(
+            f"lifecycle {lc.name} v{lc.version}: initial {lc.initial}, terminal {', '.join(sorted(lc.terminal))}"
+        )
         for t in lc.transitions:
             guards = f"  [{', '.join(sorted(t.guards))}]" if t.guards else ""
             print(f"  {t.trigger:<12} {' | '.join(t.sources):<32} -> {t.dest}{guards}")
     for pt in bundle.plan_types.values():
-        print(f"plan type {pt.name} v{pt.version}: max {pt.max_duration.days} days, lifecycle {pt.lifecycle}")
+        print(
+            f"plan type {pt.name} v{pt.version}: max {pt.max_duration.days} days, lifecycle {pt.lifecycle}"
+        )
         for name in pt.step_order:
             step = pt.steps[name]
             flags = []
@@ -74,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
             if step.after:
                 flags.append(f"after {', '.join(step.after)}")
             retry = step.retry
-            print(f"  {name:<26} {step.risk:<7} retries {retry.limit} then {retry.on_exhausted}"
-                  + (f"; {'; '.join(flags)}" if flags else ""))
+            print(
+                f"  {name:<26} {step.risk:<7} retries {retry.limit} then {retry.on_exhausted}"
+                + (f"; {'; '.join(flags)}" if flags else "")
+            )
         print(f"  objective ({pt.objective_mode}): " + "; ".join(c.id for c in pt.objective))
     return 0

@@ -14,7 +14,10 @@ DEFAULT_PATHS = ("policies", "plan_types")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "paths", nargs="*", metavar="PATH", help="files or directories (default: policies/ plan_types/)"
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files or directories (default: policies/ plan_types/)",
     )
     parser.add_argument(
         "--format",
@@ -23,8 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output format (auto: github inside GitHub Actions, text elsewhere)",
     )
     parser.add_argument("--strict", action="store_true", help="warnings fail the run too")
-    parser.add_argument("--base", metavar="GIT_REF", help="flag changed documents whose version was not bumped")
-    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="maximum diagnostics reported")
+    parser.add_argument(
+        "--base", metavar="GIT_REF", help="flag changed documents whose version was not bumped"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, help="maximum diagnostics reported"
+    )
     parser.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
 
 

@@ -13,7 +13,9 @@ HELP = "write the JSON Schemas generated from the models, or check the checked-i
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", default="schemas", help="schema directory (default: schemas/)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help="fail when the files differ from the models")
+    mode.add_argument(
+        "--check", action="store_true", help="fail when the files differ from the models"
+    )
     mode.add_argument("--write", action="store_true", help="regenerate the files (default)")
 
 
@@ -24,10 +26,16 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         drift = schemagen.check(directory)
         for name in drift:
-            print(f"{directory / name}: out of date, run `planpolicy schema --write`", file=sys.stderr)
+            print(
+                f"{directory / name}: out of date, run `planpolicy schema --write`", file=sys.stderr
+            )
         if not drift:
             print(f"{len(schemagen.generate())} schemas in {directory}/ match the models")
         return 1 if drift else 0
     changed = schemagen.write(directory)
-    print(f"wrote {len(changed)} schema file(s) to {directory}/" if changed else "schemas are up to date")
+    print(
+        f"wrote {len(changed)} schema file(s) to {directory}/"
+        if changed
+        else "schemas are up to date"
+    )
     return 0

@@ -35,7 +35,9 @@ class RuleInfo:
     severity: Severity
     summary: str
 
-    def problem(self, message: str, location: Location | None, hint: str | None = None) -> Diagnostic:
+    def problem(
+        self, message: str, location: Location | None, hint: str | None = None
+    ) -> Diagnostic:
         """A diagnostic attributed to this rule."""
         return Diagnostic(self.code, message, location, self.severity, hint, self.name)
 

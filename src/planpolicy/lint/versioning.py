@@ -39,7 +39,9 @@ def _git(args: Sequence[str], cwd: Path) -> str:
 
 def _content(data: Any) -> str:
     body = {k: v for k, v in data.items() if k != "metadata"}
-    meta = {k: v for k, v in data.get("metadata", {}).items() if k not in ("version", "description")}
+    meta = {
+        k: v for k, v in data.get("metadata", {}).items() if k not in ("version", "description")
+    }
     return json.dumps([body, meta], sort_keys=True, default=str)
 
 
@@ -63,7 +65,10 @@ def check_versions(documents: Sequence[TypedDocument], base: str) -> Iterator[Di
     if documents:
         first = documents[0]
         try:
-            _git(["rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], Path(first.source.path).parent)
+            _git(
+                ["rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],
+                Path(first.source.path).parent,
+            )
         except GitError:
             yield Diagnostic(
                 "PP511", f"cannot compare with `{base}`: not a git commit", None, Severity.ERROR

@@ -18,7 +18,10 @@ from planpolicy.documents import Lifecycle, PlanType
 from planpolicy.lint.base import LintContext, RuleInfo
 
 RULE = RuleInfo(
-    "PP507", "duration-exceeds-policy", Severity.ERROR, "a plan type runs longer than its lifecycle allows"
+    "PP507",
+    "duration-exceeds-policy",
+    Severity.ERROR,
+    "a plan type runs longer than its lifecycle allows",
 )
 
 

@@ -23,11 +23,15 @@ from planpolicy.diagnostics import Diagnostic, Severity
 from planpolicy.documents import PlanType, RiskPolicy
 from planpolicy.lint.base import LintContext, RuleInfo
 
-RULE = RuleInfo("PP501", "human-touch-required", Severity.ERROR, "a high-risk step must be a human-touch point")
+RULE = RuleInfo(
+    "PP501", "human-touch-required", Severity.ERROR, "a high-risk step must be a human-touch point"
+)
 
 
 def check(ctx: LintContext) -> Iterator[Diagnostic]:
-    risk = next((d.model for d in ctx.of_kind("RiskPolicy") if isinstance(d.model, RiskPolicy)), None)
+    risk = next(
+        (d.model for d in ctx.of_kind("RiskPolicy") if isinstance(d.model, RiskPolicy)), None
+    )
     if risk is None:
         return
     levels = [lvl.name for lvl in risk.spec.levels]

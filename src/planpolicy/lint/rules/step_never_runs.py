@@ -17,7 +17,9 @@ from planpolicy.cel import make_activation
 from planpolicy.diagnostics import Diagnostic, Severity
 from planpolicy.lint.base import LintContext, RuleInfo
 
-RULE = RuleInfo("PP503", "step-never-runs", Severity.WARNING, "a step whose precondition is always false")
+RULE = RuleInfo(
+    "PP503", "step-never-runs", Severity.WARNING, "a step whose precondition is always false"
+)
 
 
 def check(ctx: LintContext) -> Iterator[Diagnostic]:

@@ -23,7 +23,9 @@ from planpolicy.diagnostics import Diagnostic, Severity
 from planpolicy.documents import Lifecycle
 from planpolicy.lint.base import LintContext, RuleInfo
 
-RULE = RuleInfo("PP505", "ungoverned-transition", Severity.ERROR, "a transition bypasses the gate or authority")
+RULE = RuleInfo(
+    "PP505", "ungoverned-transition", Severity.ERROR, "a transition bypasses the gate or authority"
+)
 
 ACTIVE_STATE = "ACTIVE"
 
@@ -41,7 +43,11 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
                     where,
                     hint="add `gate` to its guards: plans activate only when the gate allows",
                 )
-            if spec.initial in tr.source and tr.dest not in terminal and "authority" not in tr.guards:
+            if (
+                spec.initial in tr.source
+                and tr.dest not in terminal
+                and "authority" not in tr.guards
+            ):
                 yield RULE.problem(
                     f"transition `{tr.trigger}` leaves `{spec.initial}` without the `authority` guard",
                     where,

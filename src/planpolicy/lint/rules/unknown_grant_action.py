@@ -17,7 +17,9 @@ from planpolicy.diagnostics import Diagnostic, Severity
 from planpolicy.documents import AuthorityPolicy, Lifecycle
 from planpolicy.lint.base import LintContext, RuleInfo
 
-RULE = RuleInfo("PP506", "unknown-grant-action", Severity.WARNING, "a grant names an unknown action")
+RULE = RuleInfo(
+    "PP506", "unknown-grant-action", Severity.WARNING, "a grant names an unknown action"
+)
 
 STEP_APPROVAL = "approve_step"
 
@@ -29,9 +31,12 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
         actions |= {t.trigger for t in doc.model.spec.transitions if "authority" in t.guards}
     for doc in ctx.of_kind("AuthorityPolicy"):
         assert isinstance(doc.model, AuthorityPolicy)
-        named = [(i, ("spec", "grants", i, "action"), g.action) for i, g in enumerate(doc.model.spec.grants)]
-        named += [(i, ("spec", "ownerMay", i), a) for i, a in enumerate(doc.model.spec.owner_may)]
-        for _i, path, action in named:
+        spec = doc.model.spec
+        named: list[tuple[tuple[str | int, ...], str]] = [
+            (("spec", "grants", i, "action"), g.action) for i, g in enumerate(spec.grants)
+        ]
+        named += [(("spec", "ownerMay", i), a) for i, a in enumerate(spec.owner_may)]
+        for path, action in named:
             if action not in actions:
                 close = difflib.get_close_matches(action, sorted(actions), n=1)
                 yield RULE.problem(

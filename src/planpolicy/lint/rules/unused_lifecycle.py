@@ -17,7 +17,9 @@ RULE = RuleInfo("PP504", "unused-lifecycle", Severity.WARNING, "a lifecycle no p
 
 
 def check(ctx: LintContext) -> Iterator[Diagnostic]:
-    used = {d.model.spec.lifecycle for d in ctx.of_kind("PlanType") if isinstance(d.model, PlanType)}
+    used = {
+        d.model.spec.lifecycle for d in ctx.of_kind("PlanType") if isinstance(d.model, PlanType)
+    }
     for doc in ctx.of_kind("Lifecycle"):
         if doc.name not in used:
             yield RULE.problem(
