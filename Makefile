@@ -44,6 +44,7 @@ test: $(TSTAMP)
 	$(BIN)/mypy --strict src/planpolicy src/orchestrator
 	$(BIN)/planpolicy schema --check
 	$(BIN)/planpolicy lint --strict policies plan_types
+	$(BIN)/planpolicy test tests/policies
 	$(BIN)/python -m pytest -q
 
 schemas: $(STAMP)

@@ -23,6 +23,10 @@ EXIT_DENY = 3
 # Verb modules, in help order. Each defines NAME, HELP, add_arguments(parser), run(args) -> int.
 COMMANDS: tuple[str, ...] = (
     "planpolicy.commands.lint",
+    "planpolicy.commands.check",
+    "planpolicy.commands.explain",
+    "planpolicy.commands.test",
+    "planpolicy.commands.plan",
     "planpolicy.commands.bundle",
     "planpolicy.commands.schema",
 )

@@ -351,12 +351,14 @@ class Gate:
                     )
             by_risk = risk.requires_human_touch(spec.risk)
             if (spec.human_touch or by_risk) and not step.human_touch:
-                why = f"has risk `{spec.risk}`" if by_risk else "is a human-touch point"
+                # Point at the plan type's step when it declares the touch point, else at the
+                # RiskPolicy threshold that requires it.
+                why = "is a human-touch point" if spec.human_touch else f"has risk `{spec.risk}`"
                 run.deny(
                     Reason(
                         "HUMAN_TOUCH_REQUIRED",
                         f"step `{step.action_type}` {why} and must be marked `human_touch`",
-                        risk.ref if by_risk else spec.ref,
+                        spec.ref if spec.human_touch else risk.ref,
                         step.step_id,
                         {"risk": spec.risk, "human_touch_from": risk.human_touch_from},
                     )
@@ -458,6 +460,17 @@ class Gate:
             )
 
     def _check_conditions(self, run: _Run, ptype: CompiledPlanType) -> None:
+        about = run.facts.account.get("account_id")
+        if about is not None and about != run.plan.account_id:
+            run.deny(
+                Reason(
+                    "CONTEXT_INVALID",
+                    f"the context describes account `{about}`, the plan is for "
+                    f"`{run.plan.account_id}`",
+                    ptype.ref,
+                    details={"context_account": str(about), "plan_account": run.plan.account_id},
+                )
+            )
         if run.activation() is None:
             run.deny(
                 Reason(

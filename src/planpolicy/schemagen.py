@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from planpolicy.context import base_context_schema
 from planpolicy.documents import DOCUMENT_MODELS
 from planpolicy.plan import RevenuePlanV1
+from planpolicy.testing.spec import PolicyTestFile
 
 __all__ = [
     "SCHEMA_DIALECT",
@@ -55,6 +56,9 @@ def _generated() -> dict[str, str]:
         files[name] = _finish(_model_schema(model), name, f"planpolicy {kind} document v1")
     files["revenue_plan.v1.json"] = _finish(
         _model_schema(RevenuePlanV1), "revenue_plan.v1.json", "RevenuePlanV1 record"
+    )
+    files["policy_test.v1.json"] = _finish(
+        _model_schema(PolicyTestFile), "policy_test.v1.json", "planpolicy policy test file v1"
     )
     files["context.v1.json"] = _finish(
         base_context_schema(), "context.v1.json", "planpolicy evaluation context v1"
