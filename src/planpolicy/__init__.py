@@ -16,12 +16,43 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from planpolicy.authority import Actor, AuthorityDecision, check_authority
     from planpolicy.compiler import BundleError, CompileResult, compile_bundle, load_bundle
     from planpolicy.diagnostics import Diagnostic, Location, Severity
-    from planpolicy.model import PolicyBundle
-    from planpolicy.plan import PlanStatus, PlanStep, RevenuePlanV1, StepStatus
+    from planpolicy.evaluator import Outcome, StateEvaluator
+    from planpolicy.facts import ActivePlanRef, Facts
+    from planpolicy.gate import Decision, Gate
+    from planpolicy.lifecycle import (
+        GuardDenied,
+        InvalidTransition,
+        LifecycleError,
+        LifecycleMachine,
+    )
+    from planpolicy.model import CompiledPlanType, CompiledStep, PolicyBundle
+    from planpolicy.plan import PlanStatus, PlanStep, RevenuePlanV1, StepStatus, load_plan
+    from planpolicy.reasons import Reason
+    from planpolicy.steps import Precondition, StepPlanner
 
 _EXPORTS = {
+    "Actor": "planpolicy.authority",
+    "AuthorityDecision": "planpolicy.authority",
+    "check_authority": "planpolicy.authority",
+    "Outcome": "planpolicy.evaluator",
+    "StateEvaluator": "planpolicy.evaluator",
+    "ActivePlanRef": "planpolicy.facts",
+    "Facts": "planpolicy.facts",
+    "Decision": "planpolicy.gate",
+    "Gate": "planpolicy.gate",
+    "GuardDenied": "planpolicy.lifecycle",
+    "InvalidTransition": "planpolicy.lifecycle",
+    "LifecycleError": "planpolicy.lifecycle",
+    "LifecycleMachine": "planpolicy.lifecycle",
+    "CompiledPlanType": "planpolicy.model",
+    "CompiledStep": "planpolicy.model",
+    "load_plan": "planpolicy.plan",
+    "Reason": "planpolicy.reasons",
+    "Precondition": "planpolicy.steps",
+    "StepPlanner": "planpolicy.steps",
     "BundleError": "planpolicy.compiler",
     "CompileResult": "planpolicy.compiler",
     "compile_bundle": "planpolicy.compiler",
@@ -37,6 +68,25 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ActivePlanRef",
+    "Actor",
+    "AuthorityDecision",
+    "CompiledPlanType",
+    "CompiledStep",
+    "Decision",
+    "Facts",
+    "Gate",
+    "GuardDenied",
+    "InvalidTransition",
+    "LifecycleError",
+    "LifecycleMachine",
+    "Outcome",
+    "Precondition",
+    "Reason",
+    "StateEvaluator",
+    "StepPlanner",
+    "check_authority",
+    "load_plan",
     "BundleError",
     "CompileResult",
     "Diagnostic",

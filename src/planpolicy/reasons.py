@@ -27,6 +27,7 @@ REASON_CODES: dict[str, str] = {
     "STEP_PARAMETER_INVALID": "a step parameter is unknown, missing or of the wrong shape",
     "ELIGIBILITY_NOT_MET": "an eligibility condition is false",
     "RULE_EVALUATION_ERROR": "a rule could not be evaluated (fail closed)",
+    "STEP_PRECONDITION_FALSE": "a step's `when` is false, so the step is skipped",
     "CONTEXT_INVALID": "a context value cannot be given to the rules (fail closed)",
     "EXPIRES_AT_NOT_IN_FUTURE": "expires_at is not after the evaluation time",
     "EXPIRES_AT_BEYOND_MAX_DURATION": "expires_at is further away than the plan type allows",

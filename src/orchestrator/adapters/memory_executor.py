@@ -1,0 +1,115 @@
+"""An in-memory ActionExecutor for tests and simulation, scriptable per step and attempt.
+
+It behaves like the real execution service where it matters: an intent is
+executed at most once per idempotency key (re-submits return the recorded
+outcome), and ``effective_executions`` counts what actually ran.
+
+Scripts map ``(action_type, attempt)`` — or ``(action_type, None)`` for every
+attempt — to an :class:`Outcome` such as ``Outcome.succeed()``,
+``Outcome.fail("...")``, ``Outcome.timeout()`` (the call raises but the action
+ran) or ``Outcome.pending(for_=timedelta(days=2))``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from orchestrator.clock import Clock
+from orchestrator.execution import (
+    ActionIntent,
+    ExecutionResult,
+    ExecutionStatus,
+    ExecutorUnavailable,
+)
+
+__all__ = ["MemoryExecutor", "Outcome"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What executing one attempt does."""
+
+    kind: str = "succeed"  # succeed | fail | timeout | pending
+    error: str | None = None
+    pending_for: timedelta = timedelta(0)
+    then: str = "succeed"  # outcome once a pending intent finishes
+
+    @classmethod
+    def succeed(cls) -> Outcome:
+        return cls("succeed")
+
+    @classmethod
+    def fail(cls, error: str = "action failed") -> Outcome:
+        return cls("fail", error)
+
+    @classmethod
+    def timeout(cls) -> Outcome:
+        """The action runs, but the caller never hears back (an ambiguous outcome)."""
+        return cls("timeout")
+
+    @classmethod
+    def pending(cls, for_: timedelta, then: str = "succeed", error: str | None = None) -> Outcome:
+        return cls("pending", error, for_, then)
+
+
+@dataclass
+class _Record:
+    intent: ActionIntent
+    started: datetime
+    outcome: Outcome
+    log: list[str] = field(default_factory=list)
+
+
+class MemoryExecutor:
+    """Deduplicating, scriptable executor; thread-safe."""
+
+    def __init__(
+        self, clock: Clock, script: dict[tuple[str, int | None], Outcome] | None = None
+    ) -> None:
+        self.clock = clock
+        self.script = dict(script or {})
+        self._records: dict[str, _Record] = {}
+        self._lock = threading.Lock()
+        self.effective_executions: Counter[str] = Counter()
+        self.submissions: Counter[str] = Counter()
+
+    def _outcome_for(self, intent: ActionIntent) -> Outcome:
+        return self.script.get(
+            (intent.action_type, intent.attempt),
+            self.script.get((intent.action_type, None), Outcome.succeed()),
+        )
+
+    def submit(self, intent: ActionIntent) -> ExecutionResult:
+        with self._lock:
+            self.submissions[intent.key] += 1
+            record = self._records.get(intent.key)
+            if record is None:
+                record = _Record(intent, self.clock.now(), self._outcome_for(intent))
+                self._records[intent.key] = record
+                self.effective_executions[intent.key] += 1
+                if record.outcome.kind == "timeout":
+                    raise ExecutorUnavailable(f"timed out submitting `{intent.key}`")
+            return self._result(record)
+
+    def lookup(self, key: str) -> ExecutionResult:
+        with self._lock:
+            record = self._records.get(key)
+            return (
+                ExecutionResult(ExecutionStatus.UNKNOWN) if record is None else self._result(record)
+            )
+
+    def _result(self, record: _Record) -> ExecutionResult:
+        outcome = record.outcome
+        kind = outcome.kind
+        if kind == "pending":
+            if self.clock.now() < record.started + outcome.pending_for:
+                return ExecutionResult(ExecutionStatus.PENDING)
+            kind = outcome.then
+        if kind == "fail":
+            return ExecutionResult(
+                ExecutionStatus.FAILED, {"key": record.intent.key}, outcome.error or "action failed"
+            )
+        return ExecutionResult(ExecutionStatus.SUCCEEDED, {"key": record.intent.key})

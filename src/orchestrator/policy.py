@@ -1,0 +1,96 @@
+"""The compiled policy as the service uses it: gate, evaluator, lifecycle, ledger stamps.
+
+One :class:`PolicyRuntime` per process, built once from a compiled bundle.
+Everything that decides goes through :mod:`planpolicy`'s public API, so the
+API, the CLI, the scheduler and the simulation cannot decide differently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from orchestrator.accounts import AccountFacts
+from orchestrator.ledger import LedgerDraft, LedgerEvent
+from orchestrator.ports import PlanStore
+from planpolicy import (
+    ActivePlanRef,
+    Facts,
+    Gate,
+    LifecycleMachine,
+    PolicyBundle,
+    RevenuePlanV1,
+    StateEvaluator,
+    StepPlanner,
+)
+
+__all__ = ["PolicyRuntime", "jsonable"]
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values for ledger evidence."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+class PolicyRuntime:
+    """Gate, evaluator and lifecycle machines of one bundle, plus ledger stamping."""
+
+    def __init__(self, bundle: PolicyBundle) -> None:
+        self.bundle = bundle
+        self.gate = Gate(bundle)
+        self.evaluator = StateEvaluator(bundle)
+        self.steps = StepPlanner(bundle)
+        self._machines = {name: LifecycleMachine(lc) for name, lc in bundle.lifecycles.items()}
+        self._versions = bundle.versions()
+
+    def machine(self, plan: RevenuePlanV1) -> LifecycleMachine:
+        """The lifecycle machine of the plan's type (the first lifecycle for unknown types)."""
+        ptype = self.bundle.plan_type(plan.plan_type)
+        if ptype is not None:
+            return self._machines[ptype.lifecycle]
+        return next(iter(self._machines.values()))
+
+    def draft(
+        self,
+        now: datetime,
+        actor: str,
+        event: LedgerEvent,
+        reason: str = "",
+        *,
+        step_id: uuid.UUID | None = None,
+        attempt: int | None = None,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> LedgerDraft:
+        """A ledger entry stamped with the bundle digest and document versions."""
+        return LedgerDraft(
+            time=now,
+            actor=actor,
+            event=event,
+            reason=reason[:4000],
+            bundle_digest=self.bundle.digest,
+            document_versions=dict(self._versions),
+            step_id=step_id,
+            attempt=attempt,
+            evidence=jsonable(evidence or {}),
+        )
+
+    def facts(
+        self, store: PlanStore, accounts: AccountFacts, plan: RevenuePlanV1, now: datetime
+    ) -> Facts:
+        """What the gate and evaluator see for ``plan`` at ``now``, active plans from the store."""
+        account, signals = accounts.snapshot(plan.tenant_id, plan.account_id, now)
+        holder = store.active_plan_for(plan.tenant_id, plan.account_id, plan.plan_type)
+        active: tuple[ActivePlanRef, ...] = ()
+        if holder is not None and holder != plan.plan_id:
+            active = (ActivePlanRef(holder, plan.tenant_id, plan.account_id, plan.plan_type),)
+        return Facts(now=now, account=account, signals=signals, active_plans=active)
