@@ -239,3 +239,24 @@ def test_invalid_context_extension(tree: PolicyTree) -> None:
 def test_missing_path_is_a_diagnostic(tmp_path: object) -> None:
     diags = list(compile_bundle(["/nonexistent/policies"]).diagnostics)
     assert codes(diags) == ["PP108"]
+
+
+def test_parallel_reading_gives_the_same_report(
+    tree: PolicyTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planpolicy import compiler
+
+    template = tree.path(RD).read_text()
+    for i in range(40):
+        text = template.replace("RENEWAL_DEFENSE", f"PT_{i}")
+        if i % 7 == 0:
+            text = text.replace("risk: LOW", "risk: LOWEST")
+        if i % 11 == 0:
+            text = text.replace("kind: PlanType", "kind: [PlanType")
+        tree.write(f"plan_types/pt_{i:02d}.yaml", text)
+    monkeypatch.setattr(compiler, "PARALLEL_MIN_FILES", 8)
+    sequential = compile_bundle(tree.paths, jobs=1)
+    parallel = compile_bundle(tree.paths, jobs=2)
+    assert parallel.diagnostics == sequential.diagnostics
+    assert len(parallel.diagnostics) == 9  # pt_00 has both faults; the syntax error hides the other
+    assert [d.name for d in parallel.documents] == [d.name for d in sequential.documents]

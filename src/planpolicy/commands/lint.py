@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from planpolicy.diagnostics import DEFAULT_LIMIT
@@ -33,6 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit", type=int, default=DEFAULT_LIMIT, help="maximum diagnostics reported"
     )
     parser.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="worker processes for reading many files (default: one per CPU; 1: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +50,13 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("planpolicy lint: error: --limit must be at least 1", file=sys.stderr)
         return 2
-    report = run_lint(args.paths or list(DEFAULT_PATHS), base=args.base, limit=args.limit)
+    if args.jobs < 0:
+        print("planpolicy lint: error: --jobs must be 0 (auto) or more", file=sys.stderr)
+        return 2
+    jobs = args.jobs or (os.cpu_count() or 1)
+    report = run_lint(
+        args.paths or list(DEFAULT_PATHS), base=args.base, limit=args.limit, jobs=jobs
+    )
     fmt = auto_format() if args.format == "auto" else args.format
     text = FORMATS[fmt](report.diagnostics, files=len(report.files), dropped=report.dropped)
     if args.out:

@@ -48,9 +48,10 @@ def run_lint(
     *,
     base: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    jobs: int = 1,
 ) -> LintReport:
     """Compile ``paths``, run every lint rule, and (with ``base``) the version check."""
-    result = compile_bundle(paths, limit=limit)
+    result = compile_bundle(paths, limit=limit, jobs=jobs)
     sink = DiagnosticSink(limit=limit)
     sink.extend(result.diagnostics)
     ctx = LintContext(result.documents, result.plan_types, result.bundle)
