@@ -45,7 +45,8 @@ def _trace_lines(trace: tuple[RuleTrace, ...]) -> list[str]:
     for t in trace:
         loc = t.ref.location if t.ref else None
         where = f"  {loc}" if loc else ""
-        lines.append(f"  {t.result:<7} {t.rule:<{width}}  ({t.kind}){where}")
+        kind = f"({t.kind})"
+        lines.append(f"  {t.result:<7} {t.rule:<{width}}  {kind:<13}{where}")
         lines.extend(f"            {name} = {_show(value)}" for name, value in t.inputs.items())
         if t.detail:
             lines.append(f"            error: {t.detail}")
