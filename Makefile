@@ -38,8 +38,10 @@ typecheck: $(TSTAMP)
 unit: $(TSTAMP)
 	$(BIN)/python -m pytest -q
 
-# The test session fixture starts (and stops) the DynamoDB-compatible server.
+# The test session fixture starts (and stops) the DynamoDB-compatible server;
+# ensure_chromium.sh installs Debian's Chromium for the Active Plans page's browser test.
 test: $(TSTAMP)
+	bash tools/ensure_chromium.sh
 	$(BIN)/ruff check src tests tools
 	$(BIN)/mypy --strict src/planpolicy src/orchestrator
 	$(BIN)/planpolicy schema --check
