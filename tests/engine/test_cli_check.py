@@ -211,3 +211,17 @@ def test_plan_show_prints_the_derived_risk(cli: Cli) -> None:
     assert "risk: HIGH (the highest risk of its steps)" in out
     (line,) = [line for line in out.splitlines() if "SEND_DISCOUNT_OFFER" in line]
     assert "not allowed" in line
+
+
+def test_the_readme_shows_what_the_cli_prints(cli: Cli) -> None:
+    readme = (REPO / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```text\n")[1:]]
+    shown = [b for b in blocks if b.startswith(("$ planpolicy check ", "$ planpolicy explain "))]
+    assert len(shown) == 3
+    for block in shown:
+        command, _, rest = block.partition("\n")
+        printed = rest.split("$ echo $?")[0]
+        code, out, _ = cli(*command.removeprefix("$ planpolicy ").split())
+        assert out == printed, command
+        if "$ echo $?" in rest:
+            assert rest.split("$ echo $?\n")[1].strip() == str(code)
