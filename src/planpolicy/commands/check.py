@@ -16,7 +16,14 @@ NAME = "check"
 HELP = "run the policy gate on a plan and print the decision with every reason"
 
 
+EPILOG = (
+    "exit codes: 0 the plan can activate, 3 the gate denies it, "
+    "1 the policy bundle does not compile, 2 usage error or unreadable plan or context file"
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument("plan", metavar="PLAN_FILE", help="the plan, as YAML or JSON")
     parser.add_argument(
         "--context",

@@ -19,6 +19,10 @@ DEFAULT_TEST_PATHS = ("tests/policies",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "exit codes: 0 every case passed, 1 a case failed or is in error (or no test files, "
+        "or the bundle does not compile), 2 usage error"
+    )
     parser.add_argument(
         "paths",
         nargs="*",
