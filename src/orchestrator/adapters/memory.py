@@ -1,0 +1,341 @@
+"""In-memory plan store for unit tests and simulation.
+
+Same contract as the durable adapters, in one process: every operation runs
+under one lock, plans are kept as JSON so callers never share mutable objects
+with the store, and nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from orchestrator.adapters import codec
+from orchestrator.errors import (
+    AlreadyExists,
+    FenceLost,
+    GuardConflict,
+    NotFound,
+    VersionConflict,
+)
+from orchestrator.ledger import LedgerDraft, LedgerEntry, LedgerHead, chain_entries
+from orchestrator.records import Fence, Page, PlanRef, StepAttempt
+from planpolicy.plan import RevenuePlanV1
+
+__all__ = ["MemoryStore"]
+
+_PlanKey = tuple[str, str]
+_GuardKey = tuple[str, str, str]
+_AttemptKey = tuple[str, str, str, int]
+
+
+@dataclass(slots=True)
+class _PlanRow:
+    doc: str
+    plan: RevenuePlanV1
+    head: LedgerHead
+    holds_guard: bool = False
+
+
+@dataclass(slots=True)
+class _Lease:
+    token: int = 0
+    owner: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class _State:
+    plans: dict[_PlanKey, _PlanRow] = field(default_factory=dict)
+    guards: dict[_GuardKey, str] = field(default_factory=dict)
+    leases: dict[_PlanKey, _Lease] = field(default_factory=dict)
+    attempts: dict[_AttemptKey, StepAttempt] = field(default_factory=dict)
+    ledger: dict[_PlanKey, list[LedgerEntry]] = field(default_factory=dict)
+
+
+class MemoryStore:
+    """A :class:`~orchestrator.ports.ManagedStore` held in a dict, guarded by a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._state = _State()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def init(self) -> None:
+        """Nothing to create."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # -- plans ---------------------------------------------------------------
+
+    def create_plan(self, plan: RevenuePlanV1, entries: Sequence[LedgerDraft]) -> RevenuePlanV1:
+        """See :meth:`orchestrator.ports.PlanStore.create_plan`."""
+        codec.check_entries(entries, at_least=1)
+        stored = codec.checked_plan(plan, version=1)
+        key = (plan.tenant_id, plan.plan_id)
+        with self._lock:
+            if key in self._state.plans:
+                raise AlreadyExists(*key)
+            chained = chain_entries(*key, LedgerHead(), entries, plan_version=1)
+            self._put_plan(stored, head=LedgerHead(chained[-1].seq, chained[-1].hash))
+            self._state.ledger[key] = list(chained)
+        return stored
+
+    def get_plan(self, tenant_id: str, plan_id: str) -> RevenuePlanV1:
+        """See :meth:`orchestrator.ports.PlanStore.get_plan`."""
+        with self._lock:
+            return codec.plan_from_json(self._row(tenant_id, plan_id).doc)
+
+    def list_plans(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        account_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[RevenuePlanV1]:
+        """See :meth:`orchestrator.ports.PlanStore.list_plans`."""
+        codec.check_limit(limit)
+        scope = {"tenant": tenant_id, "status": status, "account": account_id}
+        after = str(codec.decode_cursor(cursor, scope)) if cursor else ""
+        with self._lock:
+            rows = [
+                row
+                for (tenant, _), row in self._state.plans.items()
+                if tenant == tenant_id
+                and (status is None or row.plan.status == status)
+                and (account_id is None or row.plan.account_id == account_id)
+                and codec.list_key(row.plan) > after
+            ]
+        rows.sort(key=lambda row: codec.list_key(row.plan))
+        page = rows[:limit]
+        items = [codec.plan_from_json(row.doc) for row in page]
+        more = len(rows) > limit
+        next_cursor = codec.encode_cursor(scope, codec.list_key(page[-1].plan)) if more else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def update_plan(
+        self,
+        plan: RevenuePlanV1,
+        *,
+        expected_version: int,
+        entries: Sequence[LedgerDraft] = (),
+        fence: Fence | None = None,
+        activate_guard: bool = False,
+        release_guard: bool = False,
+        attempts: Sequence[StepAttempt] = (),
+    ) -> RevenuePlanV1:
+        """See :meth:`orchestrator.ports.PlanStore.update_plan`."""
+        codec.check_update_args(
+            plan,
+            entries=entries,
+            fence=fence,
+            activate_guard=activate_guard,
+            release_guard=release_guard,
+            attempts=attempts,
+        )
+        key = (plan.tenant_id, plan.plan_id)
+        with self._lock:
+            row = self._row(*key)
+            codec.check_identity(row.plan, plan)
+            if fence is not None:
+                self._check_fence(fence)
+            if row.plan.version != expected_version:
+                raise VersionConflict(*key, expected_version, row.plan.version)
+            guard = (plan.tenant_id, plan.account_id, plan.plan_type)
+            holder = self._state.guards.get(guard)
+            if activate_guard and holder not in (None, plan.plan_id):
+                raise GuardConflict(*guard, holder)
+            for attempt in attempts:
+                if self._attempt_key(attempt) not in self._state.attempts:
+                    raise NotFound(plan.tenant_id, attempt.idempotency_key, "attempt")
+            # every check passed: apply all of it
+            new_version = expected_version + 1
+            stored = codec.checked_plan(plan, version=new_version)
+            chained = chain_entries(*key, row.head, entries, plan_version=new_version)
+            head = LedgerHead(chained[-1].seq, chained[-1].hash) if chained else row.head
+            holds = row.holds_guard
+            if activate_guard:
+                self._state.guards[guard] = plan.plan_id
+                holds = True
+            if release_guard and row.holds_guard and holder == plan.plan_id:
+                del self._state.guards[guard]
+                holds = False
+            self._put_plan(stored, head=head, holds_guard=holds)
+            self._state.ledger[key].extend(chained)
+            for attempt in attempts:
+                assert fence is not None  # check_update_args guarantees it
+                stamped = attempt.model_copy(update={"fence": fence.token})
+                self._state.attempts[self._attempt_key(attempt)] = stamped
+        return stored
+
+    def active_plan_for(self, tenant_id: str, account_id: str, plan_type: str) -> str | None:
+        """See :meth:`orchestrator.ports.PlanStore.active_plan_for`."""
+        with self._lock:
+            return self._state.guards.get((tenant_id, account_id, plan_type))
+
+    def due_plans(self, now: datetime, *, limit: int = 100) -> list[PlanRef]:
+        """See :meth:`orchestrator.ports.PlanStore.due_plans` (a scan: fine in memory)."""
+        codec.check_limit(limit)
+        bound = codec.time_key(now)
+        with self._lock:
+            due = [
+                (codec.time_key(row.plan.next_due_at), tenant, plan_id, row.plan.next_due_at)
+                for (tenant, plan_id), row in self._state.plans.items()
+                if row.plan.next_due_at is not None
+                and codec.time_key(row.plan.next_due_at) <= bound
+            ]
+        due.sort()
+        return [PlanRef(tenant, plan_id, at) for _, tenant, plan_id, at in due[:limit]]
+
+    # -- leases and attempts -------------------------------------------------
+
+    def acquire_lease(
+        self, tenant_id: str, plan_id: str, owner: str, now: datetime, ttl: timedelta
+    ) -> Fence | None:
+        """See :meth:`orchestrator.ports.PlanStore.acquire_lease`."""
+        with self._lock:
+            self._row(tenant_id, plan_id)
+            lease = self._state.leases.setdefault((tenant_id, plan_id), _Lease())
+            free = lease.owner is None or lease.expires_at is None or lease.expires_at <= now
+            if not free and lease.owner != owner:
+                return None
+            lease.token += 1
+            lease.owner = owner
+            lease.expires_at = now + ttl
+            return Fence(tenant_id, plan_id, owner, lease.token, lease.expires_at)
+
+    def release_lease(self, fence: Fence) -> None:
+        """See :meth:`orchestrator.ports.PlanStore.release_lease`."""
+        with self._lock:
+            lease = self._state.leases.get((fence.tenant_id, fence.plan_id))
+            if lease is not None and lease.token == fence.token:
+                lease.owner = None
+                lease.expires_at = None
+
+    def put_attempt(self, attempt: StepAttempt, fence: Fence) -> bool:
+        """See :meth:`orchestrator.ports.PlanStore.put_attempt`."""
+        codec.check_fence_scope(fence, attempt.tenant_id, attempt.plan_id)
+        with self._lock:
+            self._check_fence(fence)
+            key = self._attempt_key(attempt)
+            if key in self._state.attempts:
+                return False
+            self._state.attempts[key] = attempt.model_copy(update={"fence": fence.token})
+            return True
+
+    def get_attempt(
+        self, tenant_id: str, plan_id: str, step_id: uuid.UUID, attempt: int
+    ) -> StepAttempt:
+        """See :meth:`orchestrator.ports.PlanStore.get_attempt`."""
+        with self._lock:
+            found = self._state.attempts.get((tenant_id, plan_id, str(step_id), attempt))
+        if found is None:
+            raise NotFound(tenant_id, f"{plan_id}:{step_id}:{attempt}", "attempt")
+        return found
+
+    def update_attempt(self, attempt: StepAttempt, fence: Fence) -> StepAttempt:
+        """See :meth:`orchestrator.ports.PlanStore.update_attempt`."""
+        codec.check_fence_scope(fence, attempt.tenant_id, attempt.plan_id)
+        with self._lock:
+            self._check_fence(fence)
+            key = self._attempt_key(attempt)
+            if key not in self._state.attempts:
+                raise NotFound(attempt.tenant_id, attempt.idempotency_key, "attempt")
+            stored = attempt.model_copy(update={"fence": fence.token})
+            self._state.attempts[key] = stored
+            return stored
+
+    def list_attempts(self, tenant_id: str, plan_id: str) -> list[StepAttempt]:
+        """See :meth:`orchestrator.ports.PlanStore.list_attempts`."""
+        with self._lock:
+            found = [
+                (key, value)
+                for key, value in self._state.attempts.items()
+                if key[:2] == (tenant_id, plan_id)
+            ]
+        return [value for _, value in sorted(found, key=lambda kv: kv[0])]
+
+    # -- ledger --------------------------------------------------------------
+
+    def ledger(self, tenant_id: str, plan_id: str) -> list[LedgerEntry]:
+        """See :meth:`orchestrator.ports.PlanStore.ledger`."""
+        with self._lock:
+            self._row(tenant_id, plan_id)
+            return list(self._state.ledger[(tenant_id, plan_id)])
+
+    def append_ledger(
+        self,
+        tenant_id: str,
+        plan_id: str,
+        entries: Sequence[LedgerDraft],
+        *,
+        fence: Fence | None = None,
+    ) -> list[LedgerEntry]:
+        """See :meth:`orchestrator.ports.PlanStore.append_ledger`."""
+        codec.check_entries(entries)
+        if fence is not None:
+            codec.check_fence_scope(fence, tenant_id, plan_id)
+        with self._lock:
+            row = self._row(tenant_id, plan_id)
+            if fence is not None:
+                self._check_fence(fence)
+            chained = chain_entries(
+                tenant_id, plan_id, row.head, entries, plan_version=row.plan.version
+            )
+            if chained:
+                row.head = LedgerHead(chained[-1].seq, chained[-1].hash)
+                self._state.ledger[(tenant_id, plan_id)].extend(chained)
+            return chained
+
+    # -- admin ---------------------------------------------------------------
+
+    def scan_plans(self) -> Iterator[PlanRef]:
+        """See :meth:`orchestrator.ports.StoreAdmin.scan_plans`."""
+        with self._lock:
+            refs = [
+                PlanRef(tenant, plan_id, row.plan.next_due_at)
+                for (tenant, plan_id), row in sorted(self._state.plans.items())
+            ]
+        return iter(refs)
+
+    def find_plan(self, plan_id: str) -> list[PlanRef]:
+        """See :meth:`orchestrator.ports.StoreAdmin.find_plan`."""
+        return [ref for ref in self.scan_plans() if ref.plan_id == plan_id]
+
+    def ledger_snapshot(self, tenant_id: str, plan_id: str) -> tuple[LedgerHead, list[LedgerEntry]]:
+        """See :meth:`orchestrator.ports.StoreAdmin.ledger_snapshot`."""
+        with self._lock:
+            row = self._row(tenant_id, plan_id)
+            return row.head, list(self._state.ledger[(tenant_id, plan_id)])
+
+    # -- helpers -------------------------------------------------------------
+
+    def _row(self, tenant_id: str, plan_id: str) -> _PlanRow:
+        row = self._state.plans.get((tenant_id, plan_id))
+        if row is None:
+            raise NotFound(tenant_id, plan_id)
+        return row
+
+    def _put_plan(
+        self, plan: RevenuePlanV1, *, head: LedgerHead, holds_guard: bool = False
+    ) -> None:
+        doc = codec.plan_to_json(plan)
+        self._state.plans[(plan.tenant_id, plan.plan_id)] = _PlanRow(
+            doc=doc, plan=codec.plan_from_json(doc), head=head, holds_guard=holds_guard
+        )
+
+    def _check_fence(self, fence: Fence) -> None:
+        lease = self._state.leases.get((fence.tenant_id, fence.plan_id))
+        if lease is None or lease.token != fence.token:
+            raise FenceLost(fence.tenant_id, fence.plan_id, fence.token)
+
+    @staticmethod
+    def _attempt_key(attempt: StepAttempt) -> _AttemptKey:
+        return (attempt.tenant_id, attempt.plan_id, str(attempt.step_id), attempt.attempt)

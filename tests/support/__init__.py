@@ -1,0 +1,1 @@
+"""Helpers shared by tests: servers they start and records they build."""
