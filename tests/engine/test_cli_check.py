@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,11 @@ GOLDEN = Path(__file__).parent / "golden"
 
 Run = tuple[int, str, str]
 Cli = Callable[..., Run]
+
+
+def undigested(text: str) -> str:
+    """The text with bundle digests blanked: any policy edit changes the digest."""
+    return re.sub(r"sha256:[0-9a-f]{64}", "sha256:<digest>", text)
 
 
 @pytest.fixture
@@ -44,7 +50,7 @@ def test_an_eligible_plan_exits_0(cli: Cli) -> None:
 def test_a_denied_plan_exits_3_with_every_located_reason(cli: Cli) -> None:
     code, out, err = cli("check", DENIED, "--context", ACME)
     assert (code, err) == (3, "")
-    assert out == (GOLDEN / "check_denied.text").read_text()
+    assert undigested(out) == undigested((GOLDEN / "check_denied.text").read_text())
 
 
 def test_a_conflict_and_an_unmet_eligibility_are_both_reported(cli: Cli) -> None:
@@ -93,7 +99,7 @@ def test_json_output_carries_codes_rules_locations_and_steps(cli: Cli) -> None:
 def test_explain_shows_each_rule_its_inputs_and_result(cli: Cli, argv: list[str]) -> None:
     code, out, _ = cli(*argv, ELIGIBLE, "--context", BUSY)
     assert code == 3
-    assert out == (GOLDEN / "explain_busy.text").read_text()
+    assert undigested(out) == undigested((GOLDEN / "explain_busy.text").read_text())
 
 
 def test_explain_json_has_the_trace(cli: Cli) -> None:
@@ -222,6 +228,6 @@ def test_the_readme_shows_what_the_cli_prints(cli: Cli) -> None:
         command, _, rest = block.partition("\n")
         printed = rest.split("$ echo $?")[0]
         code, out, _ = cli(*command.removeprefix("$ planpolicy ").split())
-        assert out == printed, command
+        assert undigested(out) == undigested(printed), command
         if "$ echo $?" in rest:
             assert rest.split("$ echo $?\n")[1].strip() == str(code)
