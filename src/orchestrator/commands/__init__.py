@@ -10,11 +10,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from orchestrator.commands import init, ledger
+from orchestrator.commands import init, ledger, plan, run, serve, tick
 
 __all__ = ["REGISTRY", "Register"]
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRY: tuple[Register, ...] = (init.register, ledger.register)
+REGISTRY: tuple[Register, ...] = (
+    init.register,
+    plan.register,
+    tick.register,
+    run.register,
+    ledger.register,
+    serve.register,
+)
 """Every verb's ``register``, in help order."""

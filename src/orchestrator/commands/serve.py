@@ -1,0 +1,153 @@
+"""``plan-orchestrator serve``: the Plans API and the Active Plans page, optionally the poll loop.
+
+The JWT secret comes from ``$PLAN_API_JWT_SECRET`` (or the file named by
+``$PLAN_API_JWT_SECRET_FILE``), never from the command line. ``--port 0``
+picks a free port; the first line printed says where the API listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from datetime import timedelta
+
+from orchestrator.commands.options import add_store_option
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` verb."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the Plans API and the Active Plans page (and optionally the poll loop)",
+        description=(
+            "Serve the Plans API (/v1), its OpenAPI document (/openapi.json) and the Active "
+            "Plans page (/ui/). Callers authenticate with HS256 tokens signed with "
+            "$PLAN_API_JWT_SECRET."
+        ),
+    )
+    add_store_option(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port to bind; 0 picks a free one (default 8000)"
+    )
+    parser.add_argument(
+        "--policies",
+        metavar="PATH",
+        action="append",
+        help="policy file or directory (repeatable; default: policies and plan_types)",
+    )
+    parser.add_argument(
+        "--accounts",
+        metavar="DIR",
+        help="directory of account facts, <account_id>.yaml (default: accounts)",
+    )
+    parser.add_argument(
+        "--idempotency",
+        metavar="URL",
+        help="where Idempotency-Key results are kept (default: beside the plan store)",
+    )
+    parser.add_argument(
+        "--init", action="store_true", help="create the store's tables first if missing"
+    )
+    parser.add_argument(
+        "--with-scheduler",
+        action="store_true",
+        help="also run the poll loop in this process (steps go to the in-process "
+        "stand-in of the execution service)",
+    )
+    parser.add_argument(
+        "--interval",
+        metavar="S",
+        type=float,
+        default=60.0,
+        help="seconds between scheduler ticks (default 60)",
+    )
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        default="info",
+    )
+    parser.set_defaults(run=run)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; 0 on a clean shutdown, 2 on bad settings, 3 on store errors."""
+    import uvicorn
+
+    from orchestrator.adapters.memory_executor import MemoryExecutor
+    from orchestrator.api.app import create_app
+    from orchestrator.api.context import build_context
+    from orchestrator.api.poller import Poller
+    from orchestrator.api.settings import ApiSettings, SettingsError
+
+    if args.with_scheduler and args.interval <= 0:
+        print("plan-orchestrator: error: --interval must be positive", file=sys.stderr)
+        return 2
+    try:
+        settings = ApiSettings.from_env(
+            store_url=args.store,
+            policy_paths=tuple(args.policies) if args.policies else None,
+            accounts_dir=args.accounts,
+            idempotency_url=args.idempotency,
+        )
+        context = build_context(settings)
+    except SettingsError as exc:
+        print(f"plan-orchestrator: error: {exc}", file=sys.stderr)
+        return 2
+    poller = None
+    sock = None
+    try:
+        if args.init:
+            context.store.init()
+        context.store.list_plans("-", limit=1)  # fail now, not on the first request
+        try:
+            sock = _listen(args.host, args.port)
+        except OSError as exc:
+            print(
+                f"plan-orchestrator: error: cannot listen on {args.host}:{args.port}: "
+                f"{exc.strerror}",
+                file=sys.stderr,
+            )
+            return 2
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"serving the Plans API on http://{shown}:{port}/ (page: /ui/)", flush=True)
+        if args.with_scheduler:
+            poller = Poller(
+                context, MemoryExecutor(context.clock), interval=timedelta(seconds=args.interval)
+            )
+            poller.start()
+        config = uvicorn.Config(
+            create_app(settings, context=context),
+            log_level=args.log_level,
+            access_log=args.access_log,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+            server_header=False,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if poller is not None:
+            poller.stop()
+        if sock is not None:
+            sock.close()
+        context.close()
+    return 0
