@@ -303,7 +303,7 @@ def stage_risk(state: CompileState) -> None:
                 doc.source.location(("spec", "humanTouchFrom")),
             )
             return
-        state.risk = RiskOrder(tuple(names), spec.human_touch_from, _ref(doc, "levels"))
+        state.risk = RiskOrder(tuple(names), spec.human_touch_from, _ref(doc, "humanTouchFrom", ("spec", "humanTouchFrom")))
 
 
 def _risk_names(state: CompileState) -> tuple[str, ...]:
@@ -333,7 +333,7 @@ def stage_authority(state: CompileState) -> None:
             tuple(Grant(g.action, frozenset(g.roles), g.max_risk) for g in spec.grants),
             frozenset(spec.owner_may),
             spec.proposer_may_approve,
-            _ref(doc, "grants"),
+            _ref(doc, "grants", ("spec", "grants")),
         )
 
 
@@ -351,7 +351,7 @@ def stage_conflict(state: CompileState) -> None:
         state.conflict = ConflictRule(
             tuple(dict.fromkeys(["tenant_id", *spec.scope])),
             frozenset(spec.occupying_states),
-            _ref(doc, "scope"),
+            _ref(doc, "scope", ("spec", "scope")),
         )
 
 
@@ -441,7 +441,7 @@ def stage_lifecycles(state: CompileState) -> None:
                     for t in spec.transitions
                 ),
                 max_plan_duration=timedelta(days=spec.max_plan_duration_days),
-                ref=_ref(doc, "transitions"),
+                ref=_ref(doc, "transitions", ("spec", "transitions")),
             )
 
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.engine.conftest import REPO
 
 from planpolicy import cel
-from tests.engine.conftest import REPO
 
 
 def _lint(cache_dir: str) -> subprocess.CompletedProcess[str]:

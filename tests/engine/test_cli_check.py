@@ -57,7 +57,7 @@ def test_a_conflict_and_an_unmet_eligibility_are_both_reported(cli: Cli) -> None
     code, out, _ = cli("check", ELIGIBLE, "--context", BUSY)
     assert code == 3
     assert "decision: cannot activate (2 reasons)" in out
-    assert "policies/conflict.yaml:2:1: CONFLICT_ACTIVE_PLAN: plan `rd-acme-2025-q2-first`" in out
+    assert "policies/conflict.yaml:9:10: CONFLICT_ACTIVE_PLAN: plan `rd-acme-2025-q2-first`" in out
     assert (
         "plan_types/renewal_defense.yaml:20:13: ELIGIBILITY_NOT_MET: eligibility `renewal_still_open`"
         in out
