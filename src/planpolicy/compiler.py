@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from planpolicy.cel import CelEnvironment, CompiledExpr, types_from_schema
-from planpolicy.celtypes import DYN, TIMESTAMP
+from planpolicy.celtypes import DYN, TIMESTAMP, ListType, MapType, ObjectType
 from planpolicy.context import base_context_schema, merge_extension, normalize_for_types
 from planpolicy.diagnostics import Diagnostic, DiagnosticSink, Location, Severity
 from planpolicy.documents import (
@@ -38,7 +39,9 @@ from planpolicy.model import (
     CompiledCondition,
     CompiledLifecycle,
     CompiledPlanType,
+    CompiledProposal,
     CompiledStep,
+    CompiledTemplate,
     ConflictRule,
     DocumentInfo,
     Grant,
@@ -124,16 +127,20 @@ def _compile_cel(
     source: str,
     *,
     expect_bool: bool = True,
+    start: tuple[int, int] = (1, 1),
 ) -> CompiledExpr | None:
+    """Compile ``source`` found at ``path``; ``start`` is its (line, column) inside that string."""
     assert state.cel is not None
     result = state.cel.compile(source, expect_bool=expect_bool)
     for problem in result.problems:
         severity = Severity.WARNING if problem.code == "PP407" else Severity.ERROR
+        line = problem.line + start[0] - 1
+        column = problem.column + (start[1] - 1 if problem.line == 1 else 0)
         state.sink.add(
             Diagnostic(
                 problem.code,
                 problem.message,
-                doc.source.expr_location(path, problem.line, problem.column),
+                doc.source.expr_location(path, line, column),
                 severity,
                 problem.hint,
             )
@@ -303,7 +310,11 @@ def stage_risk(state: CompileState) -> None:
                 doc.source.location(("spec", "humanTouchFrom")),
             )
             return
-        state.risk = RiskOrder(tuple(names), spec.human_touch_from, _ref(doc, "humanTouchFrom", ("spec", "humanTouchFrom")))
+        state.risk = RiskOrder(
+            tuple(names),
+            spec.human_touch_from,
+            _ref(doc, "humanTouchFrom", ("spec", "humanTouchFrom")),
+        )
 
 
 def _risk_names(state: CompileState) -> tuple[str, ...]:
@@ -631,6 +642,223 @@ def _check_condition_ids(state: CompileState, doc: TypedDocument) -> None:
             seen.add(cond.id)
 
 
+_PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
+_PLAN_ROOT = re.compile(r"(?<![.\w])plan\b")
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of ``offset`` in ``text``."""
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
+def _proposal_expr(
+    state: CompileState,
+    doc: TypedDocument,
+    path: tuple[str | int, ...],
+    source: str,
+    *,
+    expect_bool: bool,
+    start: tuple[int, int] = (1, 1),
+) -> CompiledExpr | None:
+    """Compile a proposal expression: like any other, but `plan` does not exist yet."""
+    expr = _compile_cel(state, doc, path, source, expect_bool=expect_bool, start=start)
+    if expr is None or "plan" not in expr.roots:
+        return expr
+    found = _PLAN_ROOT.search(source)
+    line, column = _position(source, found.start() if found else 0)
+    line += start[0] - 1
+    column += start[1] - 1 if line == start[0] else 0
+    state.sink.error(
+        "PP402",
+        "`plan` cannot be used in a proposal rule: no plan exists yet",
+        doc.source.expr_location(path, line, column),
+        hint="proposal rules see `account`, `signals`, `tenant` and `now`",
+    )
+    return None
+
+
+def _template(
+    state: CompileState,
+    doc: TypedDocument,
+    path: tuple[str | int, ...],
+    text: str,
+    rule: str,
+) -> CompiledTemplate | None:
+    """Split a text template into literal text and compiled ``${...}`` placeholders."""
+    parts: list[str | CompiledCondition] = []
+    literals: list[tuple[int, str]] = []
+    ok = True
+    pos = 0
+    for i, match in enumerate(_PLACEHOLDER.finditer(text)):
+        parts.append(text[pos : match.start()])
+        literals.append((pos, text[pos : match.start()]))
+        pos = match.end()
+        source = match.group(1)
+        start = _position(text, match.start(1))
+        if not source.strip():
+            state.sink.error(
+                "PP401",
+                "empty placeholder `${}`",
+                doc.source.expr_location(path, *_position(text, match.start())),
+            )
+            ok = False
+            continue
+        expr = _proposal_expr(state, doc, path, source, expect_bool=False, start=start)
+        if expr is not None and isinstance(expr.result_type, ListType | MapType | ObjectType):
+            state.sink.error(
+                "PP406",
+                f"placeholder `${{{source.strip()}}}` gives {expr.result_type}, not a single value",
+                doc.source.expr_location(path, *start),
+            )
+            expr = None
+        if expr is None:
+            ok = False
+            continue
+        parts.append(CompiledCondition(f"{rule}[{i}]", None, expr, _ref(doc, rule, path)))
+    parts.append(text[pos:])
+    literals.append((pos, text[pos:]))
+    for offset, piece in literals:
+        if "${" in piece:
+            state.sink.error(
+                "PP401",
+                "placeholder `${` is not closed with `}`",
+                doc.source.expr_location(path, *_position(text, offset + piece.index("${"))),
+            )
+            ok = False
+    if not ok:
+        return None
+    return CompiledTemplate(text, tuple(p for p in parts if p != ""))
+
+
+def stage_proposals(state: CompileState) -> None:
+    """Compile and type-check each plan type's proposal rules (`spec.proposal`)."""
+    for doc in state.by_kind["PlanType"].values():
+        assert isinstance(doc.model, PlanType)
+        if doc.model.spec.proposal is not None:
+            _compile_proposal(state, doc)
+
+
+def _compile_proposal(state: CompileState, doc: TypedDocument) -> None:
+    assert isinstance(doc.model, PlanType)
+    spec = doc.model.spec
+    proposal = spec.proposal
+    assert proposal is not None
+    base: tuple[str | int, ...] = ("spec", "proposal")
+    src = doc.source
+    steps = {s.action_type: s for s in spec.steps}
+    ok = True
+    when: list[CompiledCondition] = []
+    seen: set[str] = set()
+    for i, cond in enumerate(proposal.when):
+        path = (*base, "when", i)
+        if cond.id in seen:
+            state.sink.error(
+                "PP301", f"duplicate condition id `{cond.id}`", src.location((*path, "id"))
+            )
+            ok = False
+        seen.add(cond.id)
+        expr = _proposal_expr(state, doc, (*path, "expr"), cond.expr, expect_bool=True)
+        if expr is None:
+            ok = False
+            continue
+        when.append(
+            CompiledCondition(cond.id, cond.description, expr, _ref(doc, cond.id, (*path, "expr")))
+        )
+    include: dict[str, CompiledCondition] = {}
+    for name, source in proposal.include_steps.items():
+        path = (*base, "includeSteps", name)
+        if name not in steps:
+            _unknown(state, "PP302", "step", name, list(steps), src.location(path))
+            ok = False
+            continue
+        if steps[name].required:
+            state.sink.warning(
+                "PP311",
+                f"step `{name}` is required and always included: its `includeSteps` condition has no effect",
+                src.location(path),
+            )
+        expr = _proposal_expr(state, doc, path, source, expect_bool=True)
+        if expr is None:
+            ok = False
+            continue
+        include[name] = CompiledCondition(
+            f"{name}.include", None, expr, _ref(doc, f"{name}.include", path)
+        )
+    limit = spec.max_duration_days
+    lifecycle = state.lifecycles.get(spec.lifecycle)
+    if lifecycle is not None:
+        limit = min(limit, lifecycle.max_plan_duration.days)
+    days = proposal.expires_in_days or limit
+    if days > limit:
+        state.sink.error(
+            "PP310",
+            f"proposals expire after {days} days, more than the {limit} days plans of "
+            f"`{doc.name}` may run",
+            src.location((*base, "expiresInDays")),
+            hint=f"use at most {limit}",
+        )
+        ok = False
+    texts: dict[str, CompiledTemplate | None] = {}
+    for key, field_name in (("objective", "objective"), ("rationale", "rationale")):
+        text = getattr(proposal, field_name)
+        if text is not None:
+            texts[key] = _template(state, doc, (*base, key), text, f"proposal.{key}")
+            ok = ok and texts[key] is not None
+    parameters: dict[str, dict[str, CompiledTemplate]] = {}
+    for step_name, values in proposal.parameters.items():
+        step = steps.get(step_name)
+        if step is None:
+            _unknown(
+                state,
+                "PP302",
+                "step",
+                step_name,
+                list(steps),
+                src.location((*base, "parameters", step_name)),
+            )
+            ok = False
+            continue
+        for param, text in values.items():
+            path = (*base, "parameters", step_name, param)
+            declared = step.parameters.get(param)
+            if declared is None:
+                _unknown(
+                    state, "PP302", "parameter", param, list(step.parameters), src.location(path)
+                )
+                ok = False
+                continue
+            if declared.type != "string":
+                state.sink.error(
+                    "PP406",
+                    f"parameter `{param}` of `{step_name}` is {declared.type}: "
+                    "proposal parameters are text templates",
+                    src.location(path),
+                )
+                ok = False
+                continue
+            compiled = _template(state, doc, path, text, f"{step_name}.{param}")
+            if compiled is None:
+                ok = False
+                continue
+            parameters.setdefault(step_name, {})[param] = compiled
+    ptype = state.plan_types.get(doc.name)
+    if not ok or ptype is None:
+        return
+    state.plan_types[doc.name] = replace(
+        ptype,
+        proposal=CompiledProposal(
+            when=tuple(when),
+            include_steps=MappingProxyType(include),
+            expires_in_days=days,
+            objective=texts.get("objective"),
+            rationale=texts.get("rationale"),
+            parameters=MappingProxyType({k: MappingProxyType(v) for k, v in parameters.items()}),
+            ref=_ref(doc, "proposal", base),
+        ),
+    )
+
+
 def _digest(state: CompileState) -> str:
     canonical = [
         [doc.kind, doc.name, doc.source.data]
@@ -674,6 +902,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("conflict", stage_conflict),
     ("lifecycles", stage_lifecycles),
     ("plan_types", stage_plan_types),
+    ("proposals", stage_proposals),
     ("bundle", stage_bundle),
 )
 

@@ -40,6 +40,7 @@ __all__ = [
     "ParameterSpec",
     "PlanType",
     "PlanTypeSpec",
+    "ProposalSpec",
     "RetryPolicy",
     "RiskLevel",
     "RiskPolicy",
@@ -73,6 +74,15 @@ CelSource = Annotated[
     ),
 ]
 Text = Annotated[str, Field(max_length=2000)]
+Template = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=2000,
+        description="Text with `${...}` placeholders, each a CEL expression over the context, "
+        "e.g. `Renew ${account.name} before ${account.renewal_date}`",
+    ),
+]
 
 
 class _Model(BaseModel):
@@ -192,6 +202,41 @@ class Objective(_Model):
     )
 
 
+class ProposalSpec(_Model):
+    """When and how the rules proposer drafts a plan of this type (always as a DRAFT).
+
+    Proposal rules see `account`, `signals`, `tenant` and `now` (there is no
+    `plan` yet). Required steps are always included; `includeSteps` adds optional
+    ones.
+    """
+
+    when: list[Condition] = Field(
+        min_length=1,
+        max_length=50,
+        description="CEL conditions that must all hold for the rules proposer to propose this plan type",
+    )
+    include_steps: dict[UpperName, CelSource] = Field(
+        default_factory=dict,
+        description="Optional steps (by action type) to include, each with a CEL condition; "
+        "required steps are always included",
+    )
+    expires_in_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=730,
+        description="`expires_at` of a proposed plan, in days from the proposal "
+        "(default: `maxDurationDays`; never more)",
+    )
+    objective: Template | None = Field(default=None, description="The proposed plan's objective")
+    rationale: Template | None = Field(
+        default=None, description="Why the plan is proposed, recorded in the ledger"
+    )
+    parameters: dict[UpperName, dict[Name, Template]] = Field(
+        default_factory=dict,
+        description="Per step (action type), values of its text parameters, as templates",
+    )
+
+
 class PlanTypeSpec(_Model):
     """What a plan type allows and when it is done."""
 
@@ -208,6 +253,10 @@ class PlanTypeSpec(_Model):
     )
     objective: Objective = Field(description="Objective conditions; met means COMPLETED")
     steps: list[StepSpec] = Field(min_length=1, max_length=100, description="Allowed steps")
+    proposal: ProposalSpec | None = Field(
+        default=None,
+        description="Proposal rules: when the rules proposer drafts a plan of this type",
+    )
 
 
 class PlanType(_Model):

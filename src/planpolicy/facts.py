@@ -12,7 +12,7 @@ tenant's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -31,6 +31,7 @@ __all__ = [
     "Facts",
     "FactsFileError",
     "activation_for",
+    "activation_without_plan",
     "facts_from_document",
     "facts_from_mapping",
     "load_facts",
@@ -169,6 +170,35 @@ def activation_for(bundle: PolicyBundle, plan: RevenuePlanV1, facts: Facts) -> A
         if only is None or key in only
     }
     return make_activation(data, only=only, types=bundle.cel.context)
+
+
+def activation_without_plan(
+    bundle: PolicyBundle, tenant_id: str, facts: Facts, only: Iterable[str]
+) -> Activation:
+    """The CEL activation for rules evaluated before any plan exists (proposal rules).
+
+    Like :func:`activation_for` without the ``plan`` root; ``only`` names the
+    roots the rules read. Raises ``TypeError`` or ``ValueError`` likewise.
+    """
+    schema = bundle.context_schema
+    defs = schema.get("$defs", {})
+    props = schema.get("properties", {})
+    wanted = frozenset(only) - {"plan"}
+    data: dict[str, Any] = {
+        key: dict(value) for key, value in facts.extra.items() if key not in RESERVED_ROOTS
+    }
+    data |= {
+        "account": dict(facts.account),
+        "signals": dict(facts.signals),
+        "tenant": {"tenant_id": tenant_id},
+    }
+    values: dict[str, Any] = {
+        key: _coerce(value, props.get(key, {}), defs)
+        for key, value in data.items()
+        if key in wanted
+    }
+    values["now"] = facts.now
+    return make_activation(values, only=wanted, types=bundle.cel.context)
 
 
 def _text(value: Any) -> str | None:

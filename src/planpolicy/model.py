@@ -24,7 +24,9 @@ __all__ = [
     "CompiledCondition",
     "CompiledLifecycle",
     "CompiledPlanType",
+    "CompiledProposal",
     "CompiledStep",
+    "CompiledTemplate",
     "ConflictRule",
     "DocumentInfo",
     "Grant",
@@ -102,6 +104,45 @@ class CompiledStep:
 
 
 @dataclass(frozen=True)
+class CompiledTemplate:
+    """A text template: literal text and ``${...}`` placeholders compiled as CEL."""
+
+    source: str
+    parts: tuple[str | CompiledCondition, ...]
+
+
+@dataclass(frozen=True)
+class CompiledProposal:
+    """The compiled proposal rules of a plan type (see ``spec.proposal``)."""
+
+    when: tuple[CompiledCondition, ...]
+    include_steps: Mapping[str, CompiledCondition]
+    expires_in_days: int
+    objective: CompiledTemplate | None
+    rationale: CompiledTemplate | None
+    parameters: Mapping[str, Mapping[str, CompiledTemplate]]
+    ref: RuleRef
+
+    def conditions(self) -> Iterable[CompiledCondition]:
+        """Every CEL expression of the proposal rules, placeholders included."""
+        yield from self.when
+        yield from self.include_steps.values()
+        templates = [self.objective, self.rationale]
+        templates += [t for params in self.parameters.values() for t in params.values()]
+        for template in templates:
+            if template is not None:
+                yield from (p for p in template.parts if isinstance(p, CompiledCondition))
+
+    @property
+    def roots(self) -> frozenset[str]:
+        """Context roots the proposal rules read."""
+        roots: set[str] = set()
+        for cond in self.conditions():
+            roots |= cond.expr.roots
+        return frozenset(roots)
+
+
+@dataclass(frozen=True)
 class CompiledPlanType:
     """A plan type with its steps in a valid order and its CEL compiled."""
 
@@ -117,6 +158,7 @@ class CompiledPlanType:
     steps: Mapping[str, CompiledStep]
     step_order: tuple[str, ...]
     ref: RuleRef
+    proposal: CompiledProposal | None = None
 
     def conditions(self) -> Iterable[CompiledCondition]:
         """Every CEL condition of the plan type."""
