@@ -23,7 +23,6 @@ from orchestrator.adapters.sqlite import SqliteStore
 from orchestrator.ledger import LedgerEvent, verify_chain
 from orchestrator.main import main
 from orchestrator.ports import ManagedStore
-from planpolicy.plan import PlanStatus
 from support.plans import created, make_plan
 from support.store_workers import WorkerPool
 
@@ -43,16 +42,9 @@ def pool(moto_server: str) -> Iterator[WorkerPool]:
         workers.close()
 
 
-def _race_round(
-    store: ManagedStore, spec: tuple[str, str], pool: WorkerPool, account: str, *, full_check: bool
+def _check_round(
+    store: ManagedStore, account: str, results: list[tuple[Any, ...]], *, full_check: bool
 ) -> None:
-    plans = [
-        store.create_plan(p, created(p))
-        for p in (make_plan("acme", account, status=PlanStatus.APPROVED) for _ in range(WORKERS))
-    ]
-    results = pool.run(
-        [{"kind": "activate", "store": spec, "plan": p.model_dump_json()} for p in plans]
-    )
     winners = [r for r in results if r[1] == "won"]
     assert len(winners) == 1, results
     winner = winners[0][2]
@@ -68,24 +60,36 @@ def _race_round(
         WORKERS - 1
     )
     if full_check:
-        for plan in plans:
-            head, entries = store.ledger_snapshot("acme", plan.plan_id)
+        for _, _, plan_id, *_ in results:
+            head, entries = store.ledger_snapshot("acme", plan_id)
             assert verify_chain(entries, head=head) == []
             events = [e.event for e in entries]
-            if plan.plan_id == winner:
+            if plan_id == winner:
                 assert events == [LedgerEvent.CREATED, LedgerEvent.ACTIVATED]
             else:
                 assert events == [LedgerEvent.CREATED, LedgerEvent.ACTIVATION_REJECTED]
                 assert entries[1].evidence == {"holder_plan_id": winner}
 
 
+def _activations(url: str, account: str) -> list[dict[str, Any]]:
+    task = {"kind": "activate", "store": url, "tenant_id": "acme", "account_id": account}
+    return [task] * WORKERS
+
+
+def _sqlite_url(path: Path) -> str:
+    # Races are about locking, not about surviving power loss: skip the fsync per
+    # commit (synchronous=full, the default, is what the kill tests run with).
+    return f"sqlite:///{path}?synchronous=normal"
+
+
 def test_activation_race_sqlite(pool: WorkerPool, tmp_path: Path, capsys: Any) -> None:
     path = tmp_path / "race.db"
-    store = SqliteStore(path)
+    store = SqliteStore(path, synchronous="NORMAL")
     store.init()
     try:
         for r in range(ROUNDS):
-            _race_round(store, ("sqlite", str(path)), pool, f"acct-{r}", full_check=True)
+            results = pool.run(_activations(_sqlite_url(path), f"acct-{r}"))
+            _check_round(store, f"acct-{r}", results, full_check=True)
     finally:
         store.close()
     assert main(["ledger", "verify", "--store", f"sqlite:///{path}"]) == 0
@@ -95,23 +99,31 @@ def test_activation_race_sqlite(pool: WorkerPool, tmp_path: Path, capsys: Any) -
 def test_activation_race_dynamodb(pool: WorkerPool, dynamodb_endpoint: str) -> None:
     client = boto3.client("dynamodb", region_name="us-east-1")
     base = f"race{uuid.uuid4().hex[:6]}"
+
+    def tables(r: int) -> DynamoDBStore:
+        # fresh small tables each round: moto copies whole tables per transaction
+        store = DynamoDBStore(f"{base}-{r}-", client=client)
+        store.init()
+        return store
+
     try:
+        store = tables(0)
         for r in range(ROUNDS):
-            # fresh small tables each round: moto copies whole tables per transaction
-            prefix = f"{base}-{r}-"
-            store = DynamoDBStore(prefix, client=client)
-            store.init()
-            full = r % 10 == 0 or r == ROUNDS - 1
-            _race_round(store, ("dynamodb", prefix), pool, "acct-1", full_check=full)
+            pool.submit(_activations(f"dynamodb://{store.prefix}", "acct-1"))
+            following = tables(r + 1) if r + 1 < ROUNDS else None  # while they race
+            results = pool.collect(WORKERS)
+            _check_round(store, "acct-1", results, full_check=r % 10 == 0 or r == ROUNDS - 1)
+            if following is not None:
+                store = following
     finally:
         client.close()
 
 
-def _lost_update_check(store: ManagedStore, spec: tuple[str, str], pool: WorkerPool) -> None:
-    per_worker = 10
+def _lost_update_check(store: ManagedStore, url: str, pool: WorkerPool) -> None:
+    per_worker = 8
     plan = make_plan("acme")
     store.create_plan(plan, created(plan))
-    task = {"kind": "increment", "store": spec, "tenant_id": "acme", "plan_id": plan.plan_id}
+    task = {"kind": "increment", "store": url, "tenant_id": "acme", "plan_id": plan.plan_id}
     results = pool.run([{**task, "count": per_worker}] * 4)
     total = 4 * per_worker
     final = store.get_plan("acme", plan.plan_id)
@@ -125,10 +137,10 @@ def _lost_update_check(store: ManagedStore, spec: tuple[str, str], pool: WorkerP
 
 def test_no_lost_update_sqlite(pool: WorkerPool, tmp_path: Path) -> None:
     path = tmp_path / "counter.db"
-    store = SqliteStore(path)
+    store = SqliteStore(path, synchronous="NORMAL")
     store.init()
     try:
-        _lost_update_check(store, ("sqlite", str(path)), pool)
+        _lost_update_check(store, _sqlite_url(path), pool)
     finally:
         store.close()
 
@@ -138,6 +150,6 @@ def test_no_lost_update_dynamodb(pool: WorkerPool, dynamodb_endpoint: str) -> No
     store = DynamoDBStore(prefix, region="us-east-1")
     store.init()
     try:
-        _lost_update_check(store, ("dynamodb", prefix), pool)
+        _lost_update_check(store, f"dynamodb://{prefix}", pool)
     finally:
         store.close()

@@ -1,7 +1,7 @@
 """Worker processes for store race tests (started with the ``spawn`` method).
 
 A worker serves tasks from its own queue until it receives ``None``; each task
-names the store (``("sqlite", path)`` or ``("dynamodb", prefix)``), waits on a
+names the store by URL (``sqlite:///...`` or ``dynamodb://PREFIX``), waits on a
 shared barrier so that all workers hit the store at once, and reports a result
 tuple on the shared results queue. Stores are opened once per spec and reused;
 DynamoDB stores share one boto3 client per worker.
@@ -18,33 +18,35 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
-StoreSpec = tuple[str, str]
 
-
-def _open(spec: StoreSpec, stores: dict[StoreSpec, Any], client: list[Any]) -> Any:
-    if spec not in stores:
-        kind, where = spec
-        if kind == "sqlite":
-            from orchestrator.adapters.sqlite import SqliteStore
-
-            stores[spec] = SqliteStore(where)
-        else:
+def _open(url: str, stores: dict[str, Any], client: list[Any]) -> Any:
+    """The store at ``url``; DynamoDB stores of one worker share one boto3 client."""
+    if url not in stores:
+        if url.startswith("dynamodb://"):
             import boto3
 
             from orchestrator.adapters.dynamodb import DynamoDBStore
 
             if not client:
                 client.append(boto3.client("dynamodb", region_name="us-east-1"))
-            stores[spec] = DynamoDBStore(where, client=client[0])
-    return stores[spec]
+            prefix = url.removeprefix("dynamodb://").split("?", 1)[0]
+            stores[url] = DynamoDBStore(prefix, client=client[0])
+        else:
+            from orchestrator.stores import open_store
+
+            stores[url] = open_store(url)
+    return stores[url]
 
 
 def _activate(store: Any, task: dict[str, Any], barrier: Barrier) -> tuple[Any, ...]:
+    """Create an APPROVED plan, then (with every other worker at once) try to activate it."""
     from orchestrator.errors import GuardConflict
     from orchestrator.ledger import LedgerDraft, LedgerEvent
-    from planpolicy.plan import RevenuePlanV1
+    from planpolicy.plan import PlanStatus
+    from support.plans import created, make_plan
 
-    plan = RevenuePlanV1.model_validate_json(task["plan"])
+    plan = make_plan(task["tenant_id"], task["account_id"], status=PlanStatus.APPROVED)
+    plan = store.create_plan(plan, created(plan))
     now = plan.updated_at
     activated = LedgerDraft(
         time=now, actor="orchestrator", event=LedgerEvent.ACTIVATED, reason="gate: can_activate"
@@ -108,13 +110,12 @@ def serve(
     """The worker loop: run tasks until ``None``; report every outcome, errors included."""
     # The store server is the bottleneck; workers yield the CPU to it first.
     os.nice(10)
-    stores: dict[StoreSpec, Any] = {}
+    stores: dict[str, Any] = {}
     client: list[Any] = []
     try:
         while (task := tasks.get()) is not None:
             try:
-                kind, where = task["store"]
-                store = _open((kind, where), stores, client)
+                store = _open(task["store"], stores, client)
                 barrier = barriers[task["parties"]]
                 handler = _activate if task["kind"] == "activate" else _increment
                 results.put((name, *handler(store, {**task, "name": name}, barrier)))
@@ -150,15 +151,23 @@ class WorkerPool:
             self.queues.append(queue)
             self.processes.append(process)
 
-    def run(self, tasks: list[dict[str, Any]], timeout: float = 120) -> list[tuple[Any, ...]]:
-        """Give task i to worker i; collect one result per task (errors raise)."""
+    def submit(self, tasks: list[dict[str, Any]]) -> None:
+        """Give task i to worker i (they meet at the barrier for ``len(tasks)`` parties)."""
         for queue, task in zip(self.queues, tasks, strict=False):
             queue.put({**task, "parties": len(tasks)})
-        results = [self.results.get(timeout=timeout) for _ in tasks]
+
+    def collect(self, count: int, timeout: float = 120) -> list[tuple[Any, ...]]:
+        """One result per submitted task, sorted; a worker's error fails the test."""
+        results = [self.results.get(timeout=timeout) for _ in range(count)]
         errors = [r for r in results if r[1] == "error"]
         if errors:
             raise AssertionError(f"worker {errors[0][0]} failed:\n{errors[0][2]}")
         return sorted(results)
+
+    def run(self, tasks: list[dict[str, Any]], timeout: float = 120) -> list[tuple[Any, ...]]:
+        """Submit and collect."""
+        self.submit(tasks)
+        return self.collect(len(tasks), timeout)
 
     def close(self) -> None:
         """Stop the workers and release the queues."""

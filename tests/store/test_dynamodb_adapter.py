@@ -1,0 +1,246 @@
+"""What only the DynamoDB adapter has: table layout, request budget, conditional writes, retries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from orchestrator.adapters.dynamodb import (
+    GSI_DUE,
+    DynamoDBStore,
+    table_definitions,
+)
+from orchestrator.errors import StoreUnavailable, VersionConflict
+from orchestrator.ledger import LedgerEvent
+from orchestrator.records import StepAttempt
+from support.plans import T0, created, draft, make_plan
+
+
+@pytest.fixture
+def dynamo(dynamodb_endpoint: str) -> Iterator[tuple[DynamoDBStore, list[dict[str, Any]]]]:
+    """A fresh store and the log of requests it sends (operation and parameters)."""
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    sent: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        sent.append({"op": model.name, **params})
+
+    client.meta.events.register("provide-client-params.dynamodb.*", record)
+    store = DynamoDBStore(f"d{uuid.uuid4().hex[:8]}-", client=client)
+    store.init()
+    sent.clear()
+    try:
+        yield store, sent
+    finally:
+        client.close()
+
+
+def test_table_definitions_are_the_single_source_of_the_layout() -> None:
+    plans, ledger = table_definitions("prod-")
+    assert plans["TableName"] == "prod-revenue-plans"
+    assert ledger["TableName"] == "prod-plan-ledger"
+    assert {k["AttributeName"]: k["KeyType"] for k in plans["KeySchema"]} == {
+        "pk": "HASH",
+        "sk": "RANGE",
+    }
+    assert {k["AttributeName"]: k["KeyType"] for k in ledger["KeySchema"]} == {
+        "pk": "HASH",
+        "seq": "RANGE",
+    }
+    indexes = {i["IndexName"]: i for i in plans["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"tenant-status", "tenant-account", GSI_DUE}
+    assert indexes[GSI_DUE]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    for definition in (plans, ledger):
+        assert definition["BillingMode"] == "PAY_PER_REQUEST"
+        declared = {a["AttributeName"] for a in definition["AttributeDefinitions"]}
+        keys = {k["AttributeName"] for k in definition["KeySchema"]} | {
+            k["AttributeName"]
+            for index in definition.get("GlobalSecondaryIndexes", [])
+            for k in index["KeySchema"]
+        }
+        assert declared == keys
+    assert table_definitions("") == table_definitions()
+
+
+def test_init_creates_the_defined_tables(dynamo: tuple[DynamoDBStore, Any]) -> None:
+    store, _ = dynamo
+    client = store._client
+    for definition in table_definitions(store.prefix):
+        table = client.describe_table(TableName=definition["TableName"])["Table"]
+        assert table["KeySchema"] == definition["KeySchema"]
+        assert {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])} == {
+            i["IndexName"] for i in definition.get("GlobalSecondaryIndexes", [])
+        }
+
+
+def test_init_adds_an_index_a_table_lacks(dynamodb_endpoint: str) -> None:
+    store = DynamoDBStore(f"m{uuid.uuid4().hex[:8]}-", region="us-east-1")
+    try:
+        plans = table_definitions(store.prefix)[0]
+        older = {
+            **plans,
+            "GlobalSecondaryIndexes": [
+                i for i in plans["GlobalSecondaryIndexes"] if i["IndexName"] != GSI_DUE
+            ],
+            "AttributeDefinitions": [
+                a
+                for a in plans["AttributeDefinitions"]
+                if a["AttributeName"] not in ("gsi_due_shard", "gsi_due")
+            ],
+        }
+        store._client.create_table(**older)
+        store.init()
+        table = store._client.describe_table(TableName=store.plans_table)["Table"]
+        assert GSI_DUE in {i["IndexName"] for i in table["GlobalSecondaryIndexes"]}
+        plan = make_plan(next_due_at=T0)
+        store.create_plan(plan, created(plan))
+        assert [r.plan_id for r in store.due_plans(T0)] == [plan.plan_id]
+    finally:
+        store.close()
+
+
+def test_request_budget_per_operation(dynamo: tuple[DynamoDBStore, list[dict[str, Any]]]) -> None:
+    store, sent = dynamo
+
+    def count(action: Any) -> list[str]:
+        sent.clear()
+        action()
+        return [request["op"] for request in sent]
+
+    plan = make_plan(status="APPROVED")
+    assert count(lambda: store.create_plan(plan, created(plan))) == ["TransactWriteItems"]
+    assert count(lambda: store.get_plan("acme", plan.plan_id)) == ["GetItem"]
+    activate = plan.model_copy(update={"status": "ACTIVE"})
+    assert count(
+        lambda: store.update_plan(
+            activate, expected_version=1, entries=[draft()], activate_guard=True
+        )
+    ) == ["GetItem", "TransactWriteItems"]
+    fences: list[Any] = []
+    assert count(
+        lambda: fences.append(store.acquire_lease("acme", plan.plan_id, "w", T0, timedelta(1)))
+    ) == ["UpdateItem"]
+    attempt = StepAttempt(
+        tenant_id="acme",
+        plan_id=plan.plan_id,
+        step_id=plan.steps[0].step_id,
+        attempt=1,
+        created_at=T0,
+        updated_at=T0,
+    )
+    assert count(lambda: store.put_attempt(attempt, fences[0])) == ["TransactWriteItems"]
+    assert count(lambda: store.append_ledger("acme", plan.plan_id, [draft()])) == [
+        "GetItem",
+        "TransactWriteItems",
+    ]
+
+
+def test_every_state_change_is_conditional_and_the_ledger_only_put_if_absent(
+    dynamo: tuple[DynamoDBStore, list[dict[str, Any]]],
+) -> None:
+    store, sent = dynamo
+    plan = make_plan(status="APPROVED")
+    store.create_plan(plan, created(plan))
+    active = store.update_plan(
+        plan.model_copy(update={"status": "ACTIVE"}),
+        expected_version=1,
+        entries=[draft(LedgerEvent.ACTIVATED)],
+        activate_guard=True,
+    )
+    fence = store.acquire_lease("acme", plan.plan_id, "w", T0, timedelta(minutes=1))
+    assert fence is not None
+    store.update_plan(
+        active.model_copy(update={"status": "COMPLETED"}),
+        expected_version=2,
+        entries=[draft(LedgerEvent.COMPLETED)],
+        fence=fence,
+        release_guard=True,
+    )
+    store.release_lease(fence)
+    store.append_ledger("acme", plan.plan_id, [draft()])
+    writes = 0
+    for request in sent:
+        if request["op"] == "TransactWriteItems":
+            for item in request["TransactItems"]:
+                [(kind, body)] = item.items()
+                writes += 1
+                assert body.get("ConditionExpression"), item
+                if body["TableName"] == store.ledger_table:
+                    assert kind == "Put"
+                    assert body["ConditionExpression"] == "attribute_not_exists(pk)"
+        elif request["op"] in ("PutItem", "UpdateItem", "DeleteItem"):
+            writes += 1
+            assert request.get("ConditionExpression"), request
+    assert writes >= 10
+    assert not any(r["op"] == "BatchWriteItem" for r in sent)
+    assert store.active_plan_for("acme", "acct-1", "RENEWAL_DEFENSE") is None
+
+
+def _stubbed(store: DynamoDBStore) -> Stubber:
+    return Stubber(store._client)
+
+
+def _state_item(plan_id: str, version: int) -> dict[str, Any]:
+    return {
+        "Item": {
+            "version": {"N": str(version)},
+            "account_id": {"S": "acct-1"},
+            "plan_type": {"S": "RENEWAL_DEFENSE"},
+            "ledger_head": {"S": "1:" + "a" * 64},
+            "holds_guard": {"BOOL": False},
+            "fence": {"N": "0"},
+        }
+    }
+
+
+def _cancelled(*codes: str) -> dict[str, Any]:
+    return {"CancellationReasons": [{"Code": code} for code in codes]}
+
+
+def test_transaction_conflicts_are_retried(dynamodb_endpoint: str) -> None:
+    store = DynamoDBStore("stub-", region="us-east-1")
+    plan = make_plan()
+    with _stubbed(store) as stub:
+        stub.add_response("get_item", _state_item(plan.plan_id, 1))
+        stub.add_client_error(
+            "transact_write_items",
+            "TransactionCanceledException",
+            modeled_fields=_cancelled("TransactionConflict", "None"),
+        )
+        stub.add_response("transact_write_items", {})
+        updated = store.update_plan(plan, expected_version=1, entries=[draft()])
+        stub.assert_no_pending_responses()
+    assert updated.version == 2
+    store.close()
+
+
+def test_persistent_throttling_is_unavailable_and_retryable(dynamodb_endpoint: str) -> None:
+    store = DynamoDBStore("stub-", region="us-east-1")
+    with _stubbed(store) as stub:
+        stub.add_client_error("get_item", "ProvisionedThroughputExceededException")
+        with pytest.raises(StoreUnavailable) as info:
+            store.get_plan("acme", "p")
+    assert info.value.retryable
+    store.close()
+
+
+def test_a_version_moved_after_the_read_is_a_conflict(dynamodb_endpoint: str) -> None:
+    store = DynamoDBStore("stub-", region="us-east-1")
+    plan = make_plan()
+    with _stubbed(store) as stub:
+        stub.add_response("get_item", _state_item(plan.plan_id, 1))
+        reasons = _cancelled("ConditionalCheckFailed", "None")
+        reasons["CancellationReasons"][0]["Item"] = _state_item(plan.plan_id, 2)["Item"]
+        stub.add_client_error(
+            "transact_write_items", "TransactionCanceledException", modeled_fields=reasons
+        )
+        with pytest.raises(VersionConflict) as info:
+            store.update_plan(plan, expected_version=1, entries=[draft()])
+    assert info.value.actual == 2
+    store.close()
