@@ -12,6 +12,7 @@ Lambda behind API Gateway (:mod:`orchestrator.api.lambda_api`). It serves:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,6 +50,7 @@ _CSP: Final = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _BODY_METHODS: Final = {"POST", "PUT", "PATCH"}
+_HTTP_METHODS: Final = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
 def create_app(settings: ApiSettings, *, context: ApiContext | None = None) -> FastAPI:
@@ -95,7 +97,12 @@ def create_app(settings: ApiSettings, *, context: ApiContext | None = None) -> F
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = complete_openapi(document)
+            bundle = context.runtime.bundle
+            app.openapi_schema = complete_openapi(
+                document,
+                plan_types=list(bundle.plan_types),
+                action_types=sorted({a for t in bundle.plan_types.values() for a in t.steps}),
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -124,6 +131,20 @@ def _field(loc: tuple[Any, ...]) -> tuple[str, str, str | None]:
         else None
     )
     return where, field, pointer
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document lists for the request's path.
+
+    Starlette names only the methods of the first route that matched the path.
+    """
+    app: FastAPI = request.app
+    methods: set[str] = set()
+    for template, item in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in item if m in _HTTP_METHODS}
+    return sorted(methods)
 
 
 def _lower_first(text: str) -> str:
@@ -161,15 +182,19 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             problem = ApiProblem("not-found", f"no resource at `{request.url.path}`")
         elif exc.status_code == 405:
+            allowed = _allowed_methods(request)
             problem = ApiProblem(
-                "method-not-allowed", f"`{request.method}` is not allowed on `{request.url.path}`"
+                "method-not-allowed",
+                f"`{request.method}` is not allowed on `{request.url.path}`",
+                headers={"Allow": ", ".join(allowed)},
             )
         else:
             slug = next(
                 (t.slug for t in CATALOG.values() if t.status == exc.status_code), "bad-request"
             )
             problem = ApiProblem(slug, _lower_first(str(exc.detail)))
-        problem.headers.update(dict(exc.headers or {}))
+        for name, value in (exc.headers or {}).items():
+            problem.headers.setdefault(name, value)
         return problem_response(problem, request.url.path)
 
     async def domain_error(request: Request, exc: Exception) -> Response:

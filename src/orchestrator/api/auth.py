@@ -12,17 +12,14 @@ Two authenticators, one :class:`Caller`:
   event to the app as ``scope["aws.event"]``.
 
 The tenant always comes from the token, never from the request: a caller can
-only ever name plans of their own tenant. Run ``python -m orchestrator.api.auth``
+only ever name plans of their own tenant. Run ``python -m orchestrator.api.token``
 to mint a local token (see ``--help``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -31,7 +28,7 @@ from typing import Any, Final, Protocol
 
 import jwt
 
-from orchestrator.api.settings import JWT_SECRET_ENV, MIN_SECRET_LENGTH, ApiSettings
+from orchestrator.api.settings import ApiSettings
 from planpolicy import Actor
 
 __all__ = [
@@ -245,41 +242,3 @@ def mint_token(
         claims["aud"] = audience
     claims.update(extra or {})
     return jwt.encode(claims, secret, algorithm="HS256")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m orchestrator.api.auth``: print a local token signed with ``$PLAN_API_JWT_SECRET``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m orchestrator.api.auth",
-        description=f"Mint a local Plans API token signed with ${JWT_SECRET_ENV}.",
-    )
-    parser.add_argument("--tenant", required=True, help="the caller's tenant id")
-    parser.add_argument("--user", required=True, help="the caller's user id (the `sub` claim)")
-    parser.add_argument("--role", action="append", default=[], help="a role (repeatable)")
-    parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
-    parser.add_argument("--issuer", default=os.environ.get("PLAN_API_JWT_ISSUER"))
-    parser.add_argument("--audience", default=os.environ.get("PLAN_API_JWT_AUDIENCE"))
-    args = parser.parse_args(argv)
-    secret = os.environ.get(JWT_SECRET_ENV, "")
-    if len(secret) < MIN_SECRET_LENGTH:
-        print(
-            f"error: set ${JWT_SECRET_ENV} to a secret of {MIN_SECRET_LENGTH}+ characters",
-            file=sys.stderr,
-        )
-        return 2
-    print(
-        mint_token(
-            secret,
-            tenant_id=args.tenant,
-            user_id=args.user,
-            roles=args.role,
-            ttl_seconds=args.ttl,
-            issuer=args.issuer,
-            audience=args.audience,
-        )
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
