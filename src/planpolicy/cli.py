@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "planpolicy.commands.plan",
     "planpolicy.commands.bundle",
     "planpolicy.commands.schema",
+    "planpolicy.commands.simulate",
 )
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError as SchemaError
 
-__all__ = ["TypedDocument", "validate_document"]
+__all__ = ["TypedDocument", "report_schema_errors", "validate_document"]
 
 
 @dataclass(frozen=True)
@@ -186,3 +186,18 @@ def validate_document(doc: SourceDocument, sink: DiagnosticSink) -> TypedDocumen
                 sink.error("PP201", f"`{_dotted(loc)}`: {err['msg'].lower()}", doc.location(loc))
         return None
     return TypedDocument(kind, model, doc)
+
+
+def report_schema_errors(
+    validator: Draft202012Validator, doc: SourceDocument, sink: DiagnosticSink
+) -> bool:
+    """Report every violation of ``validator``'s schema by ``doc``, located; False if none.
+
+    For files that are not policy documents (e.g. simulation scenarios) but
+    deserve the same diagnostics: unknown fields with a "did you mean", wrong
+    types, missing fields and values not allowed.
+    """
+    errors = sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path)))
+    for error in errors:
+        _report(error, doc, sink)
+    return bool(errors)

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from planpolicy.context import base_context_schema
 from planpolicy.documents import DOCUMENT_MODELS
 from planpolicy.plan import RevenuePlanV1
+from planpolicy.scenario import ScenarioFile
 from planpolicy.testing.spec import PolicyTestFile
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "check",
     "document_schema",
     "generate",
+    "scenario_schema",
     "schema_file_for_kind",
     "write",
 ]
@@ -60,6 +62,9 @@ def _generated() -> dict[str, str]:
     files["policy_test.v1.json"] = _finish(
         _model_schema(PolicyTestFile), "policy_test.v1.json", "planpolicy policy test file v1"
     )
+    files["scenario.v1.json"] = _finish(
+        _model_schema(ScenarioFile), "scenario.v1.json", "planpolicy simulation scenario v1"
+    )
     files["context.v1.json"] = _finish(
         base_context_schema(), "context.v1.json", "planpolicy evaluation context v1"
     )
@@ -76,6 +81,11 @@ def generate() -> dict[str, str]:
 def document_schema(kind: str) -> dict[str, Any]:
     """The parsed schema of a document kind (``KeyError`` for unknown kinds)."""
     return dict(json.loads(_generated()[schema_file_for_kind(kind)]))
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The parsed schema of simulation scenario files."""
+    return dict(json.loads(_generated()["scenario.v1.json"]))
 
 
 def write(directory: Path) -> list[str]:
