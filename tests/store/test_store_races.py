@@ -112,7 +112,7 @@ def test_activation_race_dynamodb(pool: WorkerPool, dynamodb_endpoint: str) -> N
             pool.submit(_activations(f"dynamodb://{store.prefix}", "acct-1"))
             following = tables(r + 1) if r + 1 < ROUNDS else None  # while they race
             results = pool.collect(WORKERS)
-            _check_round(store, "acct-1", results, full_check=r % 10 == 0 or r == ROUNDS - 1)
+            _check_round(store, "acct-1", results, full_check=r % 25 == 0 or r == ROUNDS - 1)
             if following is not None:
                 store = following
     finally:

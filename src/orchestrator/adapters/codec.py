@@ -30,6 +30,7 @@ __all__ = [
     "check_limit",
     "check_stored_identity",
     "check_update_args",
+    "checked_attempt",
     "checked_plan",
     "decode_cursor",
     "encode_cursor",
@@ -50,7 +51,8 @@ def time_key(moment: datetime) -> str:
     """A fixed-width UTC string whose text order is time order (microsecond precision)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: the store only accepts timezone-aware times")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is C-fast; years before 1000 do not occur in plans
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time_key(key: str) -> datetime:
@@ -110,6 +112,16 @@ def checked_plan(plan: RevenuePlanV1, *, version: int) -> RevenuePlanV1:
         raise InvalidUpdate(
             f"plan `{plan.plan_id}` is not valid: `{where}`: {first['msg'].lower()}"
         ) from exc
+
+
+def checked_attempt(attempt: StepAttempt, *, fence: int) -> StepAttempt:
+    """The attempt re-validated and stamped with the fence token that writes it."""
+    data = attempt.model_dump(warnings=False)
+    data["fence"] = fence
+    try:
+        return StepAttempt.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidUpdate(f"attempt `{attempt.idempotency_key}` is not valid: {exc}") from exc
 
 
 def plan_to_json(plan: RevenuePlanV1) -> str:
@@ -188,6 +200,10 @@ def check_update_args(
         check_fence_scope(fence, plan.tenant_id, plan.plan_id)
     if attempts and fence is None:
         raise InvalidUpdate("attempt records are only written under a lease fence")
+    if len(attempts) > MAX_ENTRIES_PER_WRITE:
+        # with the plan, the guard and the entries this stays under DynamoDB's
+        # 100 items per transaction
+        raise InvalidUpdate(f"at most {MAX_ENTRIES_PER_WRITE} attempt records per write")
     for attempt in attempts:
         if attempt.tenant_id != plan.tenant_id or attempt.plan_id != plan.plan_id:
             raise InvalidUpdate(f"attempt of plan `{attempt.plan_id}` in plan `{plan.plan_id}`")

@@ -654,7 +654,7 @@ class DynamoDBStore:
             if cancelled.failed(0):
                 raise FenceLost(fence.tenant_id, fence.plan_id, fence.token) from None
             raise NotFound(attempt.tenant_id, attempt.idempotency_key, "attempt") from None
-        return attempt.model_copy(update={"fence": fence.token})
+        return codec.checked_attempt(attempt, fence=fence.token)
 
     def list_attempts(self, tenant_id: str, plan_id: str) -> list[StepAttempt]:
         """See :meth:`orchestrator.ports.PlanStore.list_attempts`."""
@@ -1005,7 +1005,7 @@ class DynamoDBStore:
     def _attempt_put(
         self, attempt: StepAttempt, fence: Fence | None, *, must_exist: bool
     ) -> dict[str, Any]:
-        stamped = attempt.model_copy(update={"fence": fence.token if fence else attempt.fence})
+        stamped = codec.checked_attempt(attempt, fence=fence.token if fence else attempt.fence)
         return {
             "Put": {
                 "TableName": self.plans_table,

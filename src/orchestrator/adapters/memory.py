@@ -171,7 +171,7 @@ class MemoryStore:
             self._state.ledger[key].extend(chained)
             for attempt in attempts:
                 assert fence is not None  # check_update_args guarantees it
-                stamped = attempt.model_copy(update={"fence": fence.token})
+                stamped = codec.checked_attempt(attempt, fence=fence.token)
                 self._state.attempts[self._attempt_key(attempt)] = stamped
         return stored
 
@@ -227,7 +227,7 @@ class MemoryStore:
             key = self._attempt_key(attempt)
             if key in self._state.attempts:
                 return False
-            self._state.attempts[key] = attempt.model_copy(update={"fence": fence.token})
+            self._state.attempts[key] = codec.checked_attempt(attempt, fence=fence.token)
             return True
 
     def get_attempt(
@@ -248,7 +248,7 @@ class MemoryStore:
             key = self._attempt_key(attempt)
             if key not in self._state.attempts:
                 raise NotFound(attempt.tenant_id, attempt.idempotency_key, "attempt")
-            stored = attempt.model_copy(update={"fence": fence.token})
+            stored = codec.checked_attempt(attempt, fence=fence.token)
             self._state.attempts[key] = stored
             return stored
 

@@ -282,11 +282,10 @@ class SqliteStore:
             if version != expected_version:
                 raise VersionConflict(tenant_id, plan_id, expected_version, version)
             guard = (tenant_id, account_id, plan_type)
-            holder_row = conn.execute(
-                _GUARD_HOLDER,
-                guard,
-            ).fetchone()
-            holder = holder_row[0] if holder_row else None
+            holder = None
+            if activate_guard or release_guard:
+                holder_row = conn.execute(_GUARD_HOLDER, guard).fetchone()
+                holder = holder_row[0] if holder_row else None
             if activate_guard and holder not in (None, plan_id):
                 raise GuardConflict(*guard, holder)
             for attempt in attempts:
@@ -663,7 +662,7 @@ class SqliteStore:
     def _write_attempt(
         conn: sqlite3.Connection, attempt: StepAttempt, fence: Fence, *, replace: bool
     ) -> StepAttempt:
-        stamped = attempt.model_copy(update={"fence": fence.token})
+        stamped = codec.checked_attempt(attempt, fence=fence.token)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         conn.execute(
             f"""{verb} INTO attempts (tenant_id, plan_id, step_id, attempt, doc)
