@@ -137,19 +137,21 @@ class ChainProblem:
         return f"{where}: {self.message}"
 
 
-def _canonical(entry: LedgerEntry) -> bytes:
-    # Defaults are left out so that a field added later (with a default) does not
-    # change the hash of entries written before it existed.
-    data = entry.model_dump(mode="json", exclude={"hash"}, exclude_defaults=True)
+def _digest(data: dict[str, object]) -> str:
     text = json.dumps(
         data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
-    return text.encode("utf-8")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def entry_hash(entry: LedgerEntry) -> str:
-    """SHA-256 (hex) over the canonical JSON of ``entry`` without its ``hash``."""
-    return hashlib.sha256(_canonical(entry)).hexdigest()
+    """SHA-256 (hex) over the canonical JSON of ``entry`` without its ``hash``.
+
+    Canonical: JSON-mode values, keys sorted, no whitespace, UTF-8, and fields
+    that hold their default left out, so that a field added later (with a
+    default) does not change the hash of entries written before it existed.
+    """
+    return _digest(entry.model_dump(mode="json", exclude={"hash"}, exclude_defaults=True))
 
 
 def chain_entries(
@@ -168,16 +170,17 @@ def chain_entries(
     entries: list[LedgerEntry] = []
     prev = head
     for draft in drafts:
-        provisional = LedgerEntry(
-            **draft.model_dump(),
-            tenant_id=tenant_id,
-            plan_id=plan_id,
-            seq=prev.seq + 1,
-            plan_version=plan_version,
-            prev_hash=prev.hash,
-            hash=GENESIS_HASH,
-        )
-        entry = provisional.model_copy(update={"hash": entry_hash(provisional)})
+        placed = {
+            "tenant_id": tenant_id,
+            "plan_id": plan_id,
+            "seq": prev.seq + 1,
+            "plan_version": plan_version,
+            "prev_hash": prev.hash,
+        }
+        # the entry's canonical form is the draft's plus the placement fields,
+        # none of which has a default: hash that, then build the entry once
+        digest = _digest({**draft.model_dump(mode="json", exclude_defaults=True), **placed})
+        entry = LedgerEntry.model_validate({**dict(draft), **placed, "hash": digest})
         entries.append(entry)
         prev = LedgerHead(entry.seq, entry.hash)
     return entries

@@ -13,10 +13,11 @@ from botocore.stub import Stubber
 
 from orchestrator.adapters.dynamodb import (
     GSI_DUE,
+    SCHEMA_VERSION,
     DynamoDBStore,
     table_definitions,
 )
-from orchestrator.errors import StoreUnavailable, VersionConflict
+from orchestrator.errors import StoreNotInitialized, StoreUnavailable, VersionConflict
 from orchestrator.ledger import LedgerEvent
 from orchestrator.records import StepAttempt
 from support.plans import T0, created, draft, make_plan
@@ -244,3 +245,25 @@ def test_a_version_moved_after_the_read_is_a_conflict(dynamodb_endpoint: str) ->
             store.update_plan(plan, expected_version=1, entries=[draft()])
     assert info.value.actual == 2
     store.close()
+
+
+def test_init_records_and_guards_the_schema_version(
+    dynamo: tuple[DynamoDBStore, list[dict[str, Any]]],
+) -> None:
+    store, _ = dynamo
+    key = {"pk": {"S": "META"}, "sk": {"S": "SCHEMA"}}
+    client = store._client
+
+    def set_version(version: int) -> None:
+        client.put_item(TableName=store.plans_table, Item={**key, "version": {"N": str(version)}})
+
+    def version() -> int:
+        return int(client.get_item(TableName=store.plans_table, Key=key)["Item"]["version"]["N"])
+
+    assert version() == SCHEMA_VERSION
+    set_version(0)
+    store.init()
+    assert version() == SCHEMA_VERSION
+    set_version(SCHEMA_VERSION + 1)
+    with pytest.raises(StoreNotInitialized, match="newer than this code supports"):
+        store.init()

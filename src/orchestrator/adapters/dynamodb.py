@@ -32,6 +32,7 @@ check the fence in the plan update's own condition.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import uuid
@@ -319,6 +320,18 @@ class DynamoDBStore:
                     f"table `{self.plans_table}` is at schema version {version}, newer than "
                     f"this code supports ({SCHEMA_VERSION})"
                 ) from None
+            if version < SCHEMA_VERSION:  # the tables and indexes above are migrated
+                # another process may have recorded it meanwhile: then the condition fails
+                with contextlib.suppress(_ConditionFailed):
+                    self._call(
+                        "update_item",
+                        TableName=self.plans_table,
+                        Key={"pk": _s("META"), "sk": _s("SCHEMA")},
+                        UpdateExpression="SET #v = :new",
+                        ConditionExpression="#v = :old",
+                        ExpressionAttributeNames={"#v": "version"},
+                        ExpressionAttributeValues={":new": _n(SCHEMA_VERSION), ":old": _n(version)},
+                    )
 
     def close(self) -> None:
         """Close the client's connections (an injected client stays open)."""
