@@ -14,11 +14,9 @@ judge the answer, and then writes exactly one of:
 Nothing else is ever stored: no plan is approved or activated here, and the
 proposer acts as a non-human actor, which the authority rules never let approve.
 
-:class:`SchedulerDryRun` is the dry run the review attaches: the orchestrator's
-own :class:`~orchestrator.scheduler.Scheduler` over a private in-memory store,
-an in-memory executor where every action succeeds, and a manual clock moved
-from due time to due time over a short horizon. Human-touch steps are left
-unapproved, so the summary shows them waiting for a person.
+:class:`SimulatedDryRun` is the dry run the review attaches: the project's
+simulator (the production scheduler over virtual time, in memory) runs the
+plan, approved at once, for two weeks with every action succeeding.
 """
 
 from __future__ import annotations
@@ -29,14 +27,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.accounts import StaticAccounts
-from orchestrator.adapters.memory import MemoryStore
-from orchestrator.adapters.memory_executor import MemoryExecutor
-from orchestrator.clock import ManualClock
 from orchestrator.ledger import LedgerEvent
-from orchestrator.policy import PolicyRuntime
 from orchestrator.proposal_log import RejectionLog, RejectionRecord
-from orchestrator.scheduler import Scheduler, SchedulerSettings
 from orchestrator.service import PlanService
 from planpolicy import Actor, Facts, PolicyBundle, RevenuePlanV1
 from planpolicy.facts import ActivePlanRef
@@ -50,9 +42,10 @@ from planpolicy.proposal import (
     review,
 )
 
-__all__ = ["ProposalService", "SchedulerDryRun", "StoredProposal", "proposer_actor"]
+__all__ = ["ProposalService", "SimulatedDryRun", "StoredProposal", "proposer_actor"]
 
-DRY_RUN_ACTOR = "dry-run"
+DRY_RUN_APPROVER = "dry-run-approver"
+"""The stand-in person who approves the plan inside the dry run (never in a real store)."""
 
 
 def proposer_actor(proposer: Proposer) -> Actor:
@@ -61,70 +54,74 @@ def proposer_actor(proposer: Proposer) -> Actor:
 
 
 @dataclass(frozen=True)
-class SchedulerDryRun:
-    """A short simulation of an approved plan with the orchestrator's scheduler (in memory)."""
+class SimulatedDryRun:
+    """A short run of the plan in the project's simulator (:func:`planpolicy.simulate.run`).
+
+    The scenario: the plan is created as proposed at ``facts.now``, approved at
+    once by a stand-in person holding every role the AuthorityPolicy lets
+    approve, and left to the production scheduler until ``horizon``, with the
+    account's facts fixed and every action succeeding. Human-touch steps stay
+    unapproved, so the summary shows them waiting for a person.
+    """
 
     horizon: timedelta = timedelta(days=14)
-    max_ticks: int = 60
-    recheck: timedelta = timedelta(days=1)
 
     def __call__(
         self, bundle: PolicyBundle, plan: RevenuePlanV1, facts: Facts
     ) -> Mapping[str, Any]:
-        """Run ``plan`` (APPROVED) from ``facts.now`` until it ends or the horizon; summarise."""
+        """Simulate ``plan`` from ``facts.now``; a JSON-able summary."""
+        from planpolicy.scenario import HumanAction, Scenario, ScenarioPlan
+        from planpolicy.simulate import run
+
         start = facts.now
-        end = start + self.horizon
-        clock = ManualClock(start)
-        store = MemoryStore()
-        runtime = PolicyRuntime(bundle)
-        accounts = StaticAccounts(
-            {(plan.tenant_id, plan.account_id): (facts.account, facts.signals)}
+        roles = frozenset(
+            r for g in bundle.authority.grants if g.action == "approve" for r in g.roles
         )
-        service = PlanService(store, runtime, accounts, clock)
-        executor = MemoryExecutor(clock)
-        scheduler = Scheduler(
-            service,
-            executor,
-            SchedulerSettings(worker_id=DRY_RUN_ACTOR, recheck=self.recheck),
+        scenario = Scenario(
+            name="proposal-dry-run",
+            description="a proposed plan, approved at once, every action succeeding",
+            path="<proposal>",
+            start=start,
+            end=start + self.horizon,
+            tick=None,
+            tenant=plan.tenant_id,
+            people={DRY_RUN_APPROVER: roles},
+            accounts={plan.account_id: (dict(facts.account), dict(facts.signals))},
+            plans=(ScenarioPlan(plan, start, plan.created_by),),
+            actions=(
+                HumanAction(
+                    start, plan.plan_id, "approve", DRY_RUN_APPROVER, roles, reason="dry run"
+                ),
+            ),
         )
-        seed = runtime.draft(start, DRY_RUN_ACTOR, LedgerEvent.NOTE, "dry run of a proposal")
-        store.create_plan(plan.model_copy(update={"next_due_at": start, "version": 1}), [seed])
-        ticks = 0
-        current = plan
-        while ticks < self.max_ticks:
-            scheduler.tick(clock.now())
-            ticks += 1
-            current = store.get_plan(plan.tenant_id, plan.plan_id)
-            due = current.next_due_at
-            if runtime.machine(current).is_terminal(current.status) or due is None or due > end:
-                break
-            if due > clock.now():
-                clock.set(due)
-        ledger = store.ledger(plan.tenant_id, plan.plan_id)
-        events = Counter(str(e.event) for e in ledger[1:])
-        rejected = [e for e in ledger if e.event == LedgerEvent.ACTIVATION_REJECTED]
+        result = run(scenario, bundle)
+        [simulated] = result.plans
+        events = Counter(str(e["event"]) for e in simulated.ledger)
+        rejected = [
+            str(e.get("reason")) for e in simulated.ledger if e["event"] == "activation_rejected"
+        ]
         return {
             "start": start.isoformat(),
             "horizon_days": self.horizon / timedelta(days=1),
-            "simulated_until": clock.now().isoformat(),
-            "ticks": ticks,
-            "activated": current.activated_at is not None,
-            "status": current.status,
-            "completion_reason": current.completion_reason,
-            "activation_rejected": rejected[-1].reason if rejected else None,
+            "activated": simulated.record.get("activated_at") is not None,
+            "status": simulated.status,
+            "completion_reason": simulated.completion_reason,
+            "approval_refused": result.refusals[0].message if result.refusals else None,
+            "activation_rejected": rejected[-1] if rejected else None,
             "steps": [
                 {
                     "action_type": step.action_type,
-                    "status": step.status.value,
+                    "status": step.status,
                     "attempts": step.attempts,
-                    "due_at": step.due_at.isoformat() if step.due_at else None,
-                    "awaiting_approval": runtime.steps.needs_approval(current, step),
+                    "awaiting_approval": step.human_touch
+                    and step.approved_by is None
+                    and step.status == "PENDING",
                     "skip_reason": step.skip_reason,
                 }
-                for step in current.steps
+                for step in simulated.steps
             ],
             "events": dict(sorted(events.items())),
-            "executions": sum(executor.effective_executions.values()),
+            "executions": result.stats.executions,
         }
 
 
@@ -149,7 +146,7 @@ class ProposalService:
     ) -> None:
         self.plans = plans
         self.rejections = rejections
-        self.dry_run: DryRun | None = dry_run if dry_run is not None else SchedulerDryRun()
+        self.dry_run: DryRun | None = dry_run if dry_run is not None else SimulatedDryRun()
 
     @property
     def bundle(self) -> PolicyBundle:

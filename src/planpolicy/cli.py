@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "planpolicy.commands.explain",
     "planpolicy.commands.test",
     "planpolicy.commands.plan",
+    "planpolicy.commands.propose",
     "planpolicy.commands.bundle",
     "planpolicy.commands.schema",
     "planpolicy.commands.simulate",

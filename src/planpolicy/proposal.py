@@ -16,8 +16,9 @@ is trusted. :func:`review` decides what becomes of a candidate:
    expiry beyond the plan type's maximum) rejects it; a situational one
    (eligibility, a conflicting ACTIVE plan, a rule that cannot be evaluated)
    travels with the DRAFT for the approver to see;
-4. a short dry-run simulation (a :class:`DryRun` the caller supplies: the
-   engine does not run the orchestrator) shows what would happen next.
+4. a short dry-run simulation (a :class:`DryRun` the caller supplies, e.g.
+   ``orchestrator.proposals.SimulatedDryRun`` over :mod:`planpolicy.simulate`)
+   shows what would happen once a person approves it.
 
 The :class:`ProposalResult` holds the DRAFT or the rejection reasons, and an
 :class:`ProposalAudit` record: proposer and model id, SHA-256 digests of the
@@ -170,6 +171,15 @@ def _iso(value: datetime | date) -> str:
     return value.isoformat()
 
 
+def _unicode(text: str) -> bool:
+    """Encodable as UTF-8 (no lone surrogates) and free of NUL characters."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 class _JsonCheck:
     """Turns YAML data into bounded plain JSON values, collecting problems."""
 
@@ -187,6 +197,9 @@ class _JsonCheck:
         if isinstance(value, datetime | date):
             return _iso(value)
         if isinstance(value, str):
+            if not _unicode(value):
+                self.problems.append((path, f"`{where}` is not valid unicode text"))
+                return ""
             if len(value) > self.limits.input_text:
                 self.problems.append(
                     (path, f"`{where}` is longer than {self.limits.input_text} characters")
@@ -200,7 +213,7 @@ class _JsonCheck:
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
             for key, item in value.items():
-                if not isinstance(key, str):
+                if not isinstance(key, str) or not _unicode(key):
                     self.problems.append((path, f"`{where}` has a key that is not text"))
                     continue
                 out[key] = self.value(item, (*path, key), depth + 1)
@@ -216,6 +229,11 @@ _IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 
 def _ident(value: Any) -> bool:
     return isinstance(value, str) and _IDENT.fullmatch(value) is not None
+
+
+def _or(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` when it is absent (``None``); empty values are kept."""
+    return default if value is None else value
 
 
 def _instant(value: Any, problems: list[tuple[tuple[str | int, ...], str]]) -> datetime | None:
@@ -278,7 +296,7 @@ class ProposalRequest:
         tenant = raw.get("tenant_id")
         if not _ident(tenant):
             problems.append((("tenant_id",), "`tenant_id` must be an identifier"))
-        account = check.value(raw.get("account") or {}, ("account",))
+        account = check.value(_or(raw.get("account"), {}), ("account",))
         if not isinstance(account, dict):
             problems.append((("account",), "`account` must be a mapping"))
             account = {}
@@ -287,13 +305,13 @@ class ProposalRequest:
             problems.append(
                 (("account", "account_id"), "`account.account_id` must be an identifier")
             )
-        signals = check.value(raw.get("signals") or {}, ("signals",))
+        signals = check.value(_or(raw.get("signals"), {}), ("signals",))
         if not isinstance(signals, dict):
             problems.append((("signals",), "`signals` must be a mapping"))
             signals = {}
         lists: dict[str, list[Any]] = {}
         for name, most in (("history", limits.history_items), ("goals", limits.goal_items)):
-            items = check.value(raw.get(name) or [], (name,))
+            items = check.value(_or(raw.get(name), []), (name,))
             if not isinstance(items, list):
                 problems.append(((name,), f"`{name}` must be a list"))
                 items = []
@@ -415,12 +433,12 @@ class Proposer(Protocol):
 
 
 class DryRun(Protocol):
-    """A short simulation of an approved copy of the plan; returns a JSON-able summary."""
+    """A short simulation of the DRAFT as if a person approved it; a JSON-able summary."""
 
     def __call__(
         self, bundle: PolicyBundle, plan: RevenuePlanV1, facts: Facts
     ) -> Mapping[str, Any]:
-        """Simulate ``plan`` (APPROVED) from ``facts.now``; must not touch any real store."""
+        """Simulate ``plan``, approved at ``facts.now``; must not touch any real store."""
         ...
 
 
@@ -797,7 +815,7 @@ def review(
     structural = [r for r in decision.reasons if r.code not in SITUATIONAL_GATE_CODES]
     if structural:
         return rejected(structural, rationale)
-    simulation = dry_run(bundle, approved, facts) if dry_run is not None else None
+    simulation = dry_run(bundle, plan, facts) if dry_run is not None else None
     return ProposalResult(
         "drafted", audit(rationale), plan=plan, decision=decision, simulation=simulation
     )

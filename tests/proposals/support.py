@@ -12,7 +12,7 @@ from orchestrator.adapters.memory import MemoryStore
 from orchestrator.clock import ManualClock
 from orchestrator.policy import PolicyRuntime
 from orchestrator.proposal_log import MemoryRejectionLog
-from orchestrator.proposals import ProposalService, SchedulerDryRun
+from orchestrator.proposals import ProposalService, SimulatedDryRun
 from orchestrator.service import PlanService
 from planpolicy import PolicyBundle, RevenuePlanV1
 from planpolicy.proposal import ProposalRequest, ProposerError, ProposerOutput
@@ -87,7 +87,7 @@ class Services:
         self.proposals = ProposalService(
             self.service,
             self.rejections,
-            dry_run=SchedulerDryRun(horizon=timedelta(days=horizon_days)),
+            dry_run=SimulatedDryRun(horizon=timedelta(days=horizon_days)),
         )
 
     def plans(self, tenant_id: str) -> list[RevenuePlanV1]:

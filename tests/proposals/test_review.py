@@ -203,7 +203,7 @@ def test_a_proposer_error_is_a_rejection(bundle: PolicyBundle) -> None:
     assert result.audit.output_digest is None
 
 
-def test_the_dry_run_gets_an_approved_copy(bundle: PolicyBundle) -> None:
+def test_the_dry_run_gets_the_draft(bundle: PolicyBundle) -> None:
     seen = []
 
     def dry_run(b: PolicyBundle, plan: Any, facts: Any) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def test_the_dry_run_gets_an_approved_copy(bundle: PolicyBundle) -> None:
         return {"ok": True}
 
     result = judge(bundle, candidate(), dry_run=dry_run)
-    assert seen == [("APPROVED", result.audit.time)]
+    assert seen == [("DRAFT", result.audit.time)]
     assert result.simulation == {"ok": True} and result.plan.status == "DRAFT"
     assert not judge(bundle, candidate(status="ACTIVE"), dry_run=dry_run).simulation
 

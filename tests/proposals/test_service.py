@@ -59,7 +59,7 @@ def test_the_dry_run_summary(bundle: PolicyBundle) -> None:
         ("ESCALATE_SUPPORT_RISK", "PENDING", True),
     ]
     assert simulation["executions"] == 2
-    assert simulation["simulated_until"] == "2025-03-15T09:00:00+00:00"
+    assert simulation["events"]["approved"] == 1 and simulation["approval_refused"] is None
     # The dry run ran in its own store: the real one holds the DRAFT only.
     [stored] = s.plans("northwind")
     assert stored.status == "DRAFT" and stored.activated_at is None
