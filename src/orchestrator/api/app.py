@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -53,14 +53,25 @@ _BODY_METHODS: Final = {"POST", "PUT", "PATCH"}
 _HTTP_METHODS: Final = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-def create_app(settings: ApiSettings, *, context: ApiContext | None = None) -> FastAPI:
-    """The ASGI app. It builds (and on shutdown closes) its own context unless given one."""
+def create_app(
+    settings: ApiSettings,
+    *,
+    context: ApiContext | None = None,
+    on_shutdown: Sequence[Callable[[], None]] = (),
+) -> FastAPI:
+    """The ASGI app. It builds (and on shutdown closes) its own context unless given one.
+
+    ``on_shutdown`` runs, in order, when the server shuts the app down (before
+    uvicorn re-raises the signal that stopped it).
+    """
     owned = context is None
     context = context or build_context(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        for callback in on_shutdown:
+            callback()
         if owned:
             context.close()
 

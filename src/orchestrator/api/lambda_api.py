@@ -15,7 +15,9 @@ store stays open for the container's life.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import warnings
 from typing import Any, Final
 
 from mangum import Mangum
@@ -38,8 +40,20 @@ _HANDLERS: dict[str, Mangum] = {}
 """The container's adapter, built on the first invocation (a cold start)."""
 
 
+def _ensure_event_loop() -> None:
+    """Give this thread an event loop for Mangum to run the app on (made once, kept)."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            policy.get_event_loop()
+    except (RuntimeError, DeprecationWarning):
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def build_handler(settings: ApiSettings | None = None) -> Mangum:
     """A Mangum adapter around the app; settings default to the environment, gateway auth."""
+    _ensure_event_loop()
     if settings is None:
         settings = ApiSettings.from_env(auth=os.environ.get("PLAN_API_AUTH") or "gateway")
     return Mangum(

@@ -65,7 +65,8 @@ ParamValue = (
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # strict: `0` is not `false` and `"1"` is not `1`; a wrong type is a 422, not a guess.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 class RequiredReason(_Request):
@@ -109,7 +110,9 @@ class NewPlan(_Request):
     objective: ObjectiveText = Field(default="", description="The goal, in words")
     owner: Ident | None = Field(default=None, description="Accountable user (default: caller)")
     expires_at: AwareDatetime | None = Field(
-        default=None, description="Hard end (default: now + the plan type's maximum duration)"
+        default=None,
+        strict=False,  # an RFC 3339 string in JSON; strict would accept datetime objects only
+        description="Hard end (default: now + the plan type's maximum duration)",
     )
     steps: list[NewStep] = Field(min_length=1, max_length=100, description="Ordered steps")
     reason: OptionalText = Field(

@@ -89,7 +89,11 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until interrupted; 0 on a clean shutdown, 2 on bad settings, 3 on store errors."""
+    """Serve until interrupted; 2 on bad settings, 3 on store errors.
+
+    On SIGINT or SIGTERM uvicorn shuts down gracefully and then re-raises the
+    signal, so the exit status is that of the signal (e.g. -15 for SIGTERM).
+    """
     import uvicorn
 
     from orchestrator.adapters.memory_executor import MemoryExecutor
@@ -135,8 +139,11 @@ def run(args: argparse.Namespace) -> int:
                 context, MemoryExecutor(context.clock), interval=timedelta(seconds=args.interval)
             )
             poller.start()
+        # uvicorn re-raises SIGINT/SIGTERM once it has shut down, so the app's shutdown
+        # (not the `finally` below) is where the poll loop stops and the stores close.
+        shutdown = [poller.stop] if poller is not None else []
         config = uvicorn.Config(
-            create_app(settings, context=context),
+            create_app(settings, context=context, on_shutdown=[*shutdown, context.close]),
             log_level=args.log_level,
             access_log=args.access_log,
             lifespan="on",
