@@ -7,12 +7,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck unit schemas bench clean help
+.PHONY: demo test lint typecheck unit schemas bench clean help synth lambda-deps
 
 help:
 	@echo "make demo   - create the venv, install, run the demo on the bundled policies"
 	@echo "make test   - install test extras, run ruff, mypy --strict, and the whole test suite"
 	@echo "make bench  - run the benchmarks under tools/bench"
+	@echo "make synth  - write the AWS CloudFormation template to cdk.out/ (no AWS credentials)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(TSTAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,deploy]'
 	touch $@
 
 demo: $(STAMP)
@@ -29,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/planpolicy bundle policies plan_types
 
 lint: $(TSTAMP)
-	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff check src tests tools infra
 	$(BIN)/ruff format --check src tests tools
 
 typecheck: $(TSTAMP)
@@ -42,7 +43,7 @@ unit: $(TSTAMP)
 # ensure_chromium.sh installs Debian's Chromium for the Active Plans page's browser test.
 test: $(TSTAMP)
 	bash tools/ensure_chromium.sh
-	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff check src tests tools infra
 	$(BIN)/mypy --strict src/planpolicy src/orchestrator
 	$(BIN)/planpolicy schema --check
 	$(BIN)/planpolicy lint --strict policies plan_types
@@ -54,6 +55,21 @@ schemas: $(STAMP)
 
 bench: $(TSTAMP)
 	$(BIN)/python tools/bench/run_all.py
+
+# AWS deployment (docs/deploy.md). `synth` needs no credentials and no layer;
+# `lambda-deps` builds the functions' dependency layer that `cdk deploy` uploads.
+JWT_ISSUER    ?= https://issuer.example.com/
+EXECUTOR_URL  ?= https://executor.example.com/
+SCHEDULE_RATE ?= rate(5 minutes)
+TABLE_PREFIX  ?= planpolicy-
+
+synth: $(TSTAMP)
+	PLANPOLICY_SYNTH_ONLY=1 PLANPOLICY_JWT_ISSUER='$(JWT_ISSUER)' \
+	  PLANPOLICY_EXECUTOR_URL='$(EXECUTOR_URL)' PLANPOLICY_SCHEDULE_RATE='$(SCHEDULE_RATE)' \
+	  PLANPOLICY_TABLE_PREFIX='$(TABLE_PREFIX)' $(BIN)/python -m infra.app
+
+lambda-deps: $(TSTAMP)
+	$(BIN)/python -m infra.layer --out build/lambda-deps
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
