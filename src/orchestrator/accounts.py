@@ -42,17 +42,28 @@ class StaticAccounts:
         self._facts[(tenant_id, account_id)] = (account, signals)
 
     def snapshot(self, tenant_id: str, account_id: str, now: datetime) -> AccountSnapshot:
+        """The facts set for the account, or empty ones."""
         return self._facts.get((tenant_id, account_id), ({"account_id": account_id}, {}))
 
 
 class DirectoryAccounts:
-    """Reads ``<dir>/<account_id>.yaml`` with ``account:`` and ``signals:`` mappings."""
+    """Reads ``account:`` and ``signals:`` mappings from YAML files in a directory.
+
+    ``<dir>/<tenant_id>/<account_id>.yaml`` is preferred (tenants kept apart),
+    then ``<dir>/<account_id>.yaml``. A missing or unreadable file gives empty
+    facts, so every rule that needs them fails closed. Ids cannot contain a
+    path separator (the plan model forbids ``/``), so a file outside the
+    directory is never read.
+    """
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
 
     def snapshot(self, tenant_id: str, account_id: str, now: datetime) -> AccountSnapshot:
-        path = self.directory / f"{account_id}.yaml"
+        """The account's facts as the files hold them now."""
+        path = self.directory / tenant_id / f"{account_id}.yaml"
+        if not path.is_file():
+            path = self.directory / f"{account_id}.yaml"
         if not path.is_file():
             return ({"account_id": account_id}, {})
         try:

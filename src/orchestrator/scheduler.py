@@ -6,27 +6,37 @@ lease (a fencing token), re-reads the plan and makes at most a few durable,
 fenced, version-checked writes:
 
 1. APPROVED: the gate decides; activation takes the guard in one transaction.
+   A rejection is ledgered and final (no queueing): the plan stays APPROVED,
+   due again only when it would expire.
 2. ACTIVE: the state evaluator decides first (terminal -> transition, ledger
    and guard release in one write); otherwise an in-flight step is reconciled
    with the **same** idempotency key, or the next runnable step is dispatched:
    attempt record (insert-if-absent) -> plan marked DISPATCHED + ``step_intent``
    -> executor call -> outcome recorded with the attempt in one write.
-3. PAUSED: only expiry, and outcomes of steps already in flight.
+3. PAUSED: only expiry, and outcomes of steps already in flight (looked up by
+   key, never re-submitted: a paused plan dispatches nothing).
 
 A worker that lost its lease gets ``FenceLost`` on its next write and
 discards its result; the next owner reconciles by key, so a step key never
-executes twice and is never lost.
+executes twice and is never lost. ``docs/orchestrator.md`` walks through the
+protocol and its crash points.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import random
+import signal
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NoReturn
 
-from orchestrator.errors import FenceLost, NotFound, VersionConflict
+from orchestrator.clock import humanize
+from orchestrator.errors import FenceLost, NotFound, StoreError, VersionConflict
 from orchestrator.execution import (
     ActionExecutor,
     ActionIntent,
@@ -39,18 +49,31 @@ from orchestrator.records import AttemptStatus, Fence, PlanRef, StepAttempt
 from orchestrator.service import ORCHESTRATOR, PlanService
 from planpolicy import PlanStatus, PlanStep, RevenuePlanV1, StepStatus
 
-__all__ = ["Scheduler", "SchedulerSettings", "TickSummary"]
+__all__ = ["CRASH_POINTS", "Scheduler", "SchedulerSettings", "TickSummary"]
 
 log = logging.getLogger(__name__)
 
-#: Hook for crash-injection tests: the name of a protocol point at which the
-#: worker process kills itself (see tests/orchestrator). Never set in production.
-CRASH_POINTS = ("after_attempt_record", "after_intent", "after_dispatch")
+#: Protocol points at which a crash-injection test makes the worker process kill
+#: itself with SIGKILL (``SchedulerSettings.crash_at``). Never set in production.
+CRASH_POINTS = (
+    "after_attempt_record",  # attempt record written, no intent yet
+    "after_intent",  # plan marked DISPATCHED + step_intent ledgered, executor not called
+    "after_dispatch",  # executor called and answered, nothing recorded
+    "before_outcome_write",  # outcome known and attempt re-read, the fenced write not made
+)
+
+_MAX_PAGE = 500  # the store's largest due-index page
+_MAX_PROBLEMS = 50  # plan errors kept in one summary
 
 
 @dataclass(frozen=True)
 class SchedulerSettings:
-    """Tunables of the poll loop."""
+    """Tunables of the poll loop.
+
+    ``worker_id`` must be unique per running worker (the CLI uses host and pid):
+    the lease of a plan is re-entrant for its owner. ``strict`` re-raises an
+    unexpected error from one plan instead of counting it (tests).
+    """
 
     worker_id: str = "worker"
     lease_ttl: timedelta = timedelta(seconds=60)
@@ -59,19 +82,48 @@ class SchedulerSettings:
     recheck: timedelta = timedelta(hours=1)
     max_actions_per_plan: int = 8
     crash_at: str | None = None
+    max_plans_per_tick: int = 10_000
+    shuffle: bool = False
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if self.crash_at is not None and self.crash_at not in CRASH_POINTS:
+            raise ValueError(f"unknown crash point `{self.crash_at}` ({', '.join(CRASH_POINTS)})")
+        if not 1 <= self.batch <= _MAX_PAGE:
+            raise ValueError(f"batch must be between 1 and {_MAX_PAGE}")
+        if self.lease_ttl <= timedelta(0) or self.max_actions_per_plan < 1:
+            raise ValueError("lease_ttl and max_actions_per_plan must be positive")
 
 
 @dataclass
 class TickSummary:
-    """What one tick did, by event name."""
+    """What one tick did: plans looked at (``due``) and counts by event name.
+
+    ``problems`` lists plans whose processing failed unexpectedly (at most 50),
+    as ``plan_id: message``; each is also counted under ``errors``.
+    """
 
     due: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
 
     def add(self, what: str, n: int = 1) -> None:
+        """Count ``n`` events called ``what``."""
         self.counts[what] += n
 
+    def problem(self, ref: PlanRef, message: str) -> None:
+        """Record a plan that could not be processed."""
+        self.add("errors")
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append(f"{ref.plan_id}: {message}")
+
+    @property
+    def errors(self) -> int:
+        """Plans whose processing failed in this tick."""
+        return self.counts["errors"]
+
     def as_dict(self) -> dict[str, int]:
+        """``{"due": n, event: count, ...}`` with events in name order."""
         return {"due": self.due, **dict(sorted(self.counts.items()))}
 
     def __str__(self) -> str:
@@ -100,19 +152,64 @@ class Scheduler:
 
     # --- the pass ------------------------------------------------------------
 
-    def tick(self, now: datetime) -> TickSummary:
-        """One poll pass at ``now``: every plan due at or before ``now`` gets a turn."""
+    def tick(self, now: datetime, *, should_stop: Callable[[], bool] | None = None) -> TickSummary:
+        """One poll pass at ``now``: every plan due at or before ``now`` gets a turn.
+
+        The due index is read a page at a time until a page brings no plan this
+        pass has not looked at yet (plans it advanced are no longer due; plans
+        leased by other workers are theirs), so the cost follows the due work.
+        ``should_stop`` is asked between plans (a signal, a Lambda's remaining
+        time): the plans not reached stay due for the next pass.
+        """
         summary = TickSummary()
-        refs = self.store.due_plans(now, limit=self.settings.batch)
-        summary.due = len(refs)
-        for ref in refs:
-            self._process(ref, now, summary)
+        seen: set[tuple[str, str]] = set()
+        rng = random.Random(f"{self.settings.worker_id}@{now.isoformat()}")
+        while len(seen) < self.settings.max_plans_per_tick:
+            limit = min(len(seen) + self.settings.batch, _MAX_PAGE)
+            refs = self.store.due_plans(now, limit=limit)
+            fresh = [r for r in refs if (r.tenant_id, r.plan_id) not in seen]
+            if not fresh:
+                break
+            if self.settings.shuffle:  # spread concurrent workers over the page
+                rng.shuffle(fresh)
+            for ref in fresh[: self.settings.max_plans_per_tick - len(seen)]:
+                if should_stop is not None and should_stop():
+                    summary.add("stopped_early")
+                    return summary
+                seen.add((ref.tenant_id, ref.plan_id))
+                summary.due += 1
+                self._process(ref, now, summary)
+            if len(refs) < limit:
+                break
         return summary
 
     def _process(self, ref: PlanRef, now: datetime, summary: TickSummary) -> None:
-        fence = self.store.acquire_lease(
-            ref.tenant_id, ref.plan_id, self.settings.worker_id, now, self.settings.lease_ttl
-        )
+        # Leases follow the clock (the wall clock in production), so that a long
+        # tick does not hand out leases that have already run out.
+        lease_at = max(now, self.service.clock.now())
+        try:
+            # A plain read first: with several workers on one due index, most plans on
+            # a page were advanced by someone else meanwhile, and a read is cheaper
+            # than taking and giving back a lease (two conditional writes).
+            current = self.store.get_plan(ref.tenant_id, ref.plan_id)
+            if current.next_due_at is None or current.next_due_at > now:
+                summary.add("already_advanced")
+                return
+            fence = self.store.acquire_lease(
+                ref.tenant_id,
+                ref.plan_id,
+                self.settings.worker_id,
+                lease_at,
+                self.settings.lease_ttl,
+            )
+        except NotFound:
+            summary.add("vanished")
+            return
+        except StoreError as exc:
+            if self.settings.strict:
+                raise
+            summary.problem(ref, exc.message)
+            return
         if fence is None:
             summary.add("lease_busy")
             return
@@ -131,8 +228,16 @@ class Scheduler:
             log.info("plan %s: %s", ref.plan_id, exc)
         except NotFound:
             summary.add("vanished")
+        except Exception as exc:  # one bad plan never stops the pass
+            if self.settings.strict:
+                raise
+            log.exception("plan %s could not be processed", ref.plan_id)
+            summary.problem(ref, getattr(exc, "message", None) or str(exc) or type(exc).__name__)
         finally:
-            self.store.release_lease(fence)
+            try:
+                self.store.release_lease(fence)
+            except StoreError as exc:  # the lease runs out by itself
+                log.warning("plan %s: lease not released: %s", ref.plan_id, exc.message)
 
     # --- one step of progress for one plan -------------------------------------
 
@@ -146,7 +251,7 @@ class Scheduler:
             self._active(plan, now, fence, summary)
         elif status == PlanStatus.PAUSED:
             self._paused(plan, now, fence, summary)
-        else:
+        else:  # DRAFT or terminal: nothing to do, ever; leave the due index
             self._write(plan, now, fence, next_due=None)
             raise _Stop
 
@@ -165,7 +270,7 @@ class Scheduler:
             )
             summary.add("expired")
             raise _Stop
-        result = self.service.activate_plan(plan, ORCHESTRATOR, fence=fence)
+        result = self.service.activate_plan(plan, ORCHESTRATOR, fence=fence, now=now)
         summary.add("activated" if result.activated else "activation_rejected")
         if not result.activated:
             raise _Stop
@@ -187,7 +292,7 @@ class Scheduler:
             raise _Stop
         inflight = next((s for s in plan.steps if s.status == StepStatus.DISPATCHED), None)
         if inflight is not None:
-            self._reconcile(plan, inflight, now, fence, summary)
+            self._reconcile(plan, inflight, now, fence, summary, [])
             return
         self._write(plan, now, fence, next_due=self._next_due(plan, now))
         raise _Stop
@@ -197,6 +302,19 @@ class Scheduler:
     ) -> None:
         facts = self.runtime.facts(self.store, self.service.accounts, plan, now)
         outcome = self.runtime.evaluator.evaluate(plan, facts, now)
+        notes: list[LedgerDraft] = []
+        if outcome.errors:
+            # Fail closed: an objective that cannot be evaluated is not met, and says so.
+            notes.append(
+                self._draft(
+                    now,
+                    fence,
+                    LedgerEvent.NOTE,
+                    "state evaluator: " + "; ".join(e.message for e in outcome.errors),
+                    evidence=outcome.as_dict(),
+                )
+            )
+            summary.add("evaluation_errors")
         if outcome.terminal:
             trigger = "complete" if outcome.status == PlanStatus.COMPLETED else "expire"
             event = LedgerEvent.COMPLETED if trigger == "complete" else LedgerEvent.EXPIRED
@@ -209,24 +327,13 @@ class Scheduler:
                 outcome.reason or trigger,
                 f"state evaluator: {outcome.reason}",
                 evidence=outcome.as_dict(),
+                entries=notes,
             )
             summary.add(str(outcome.reason))
             raise _Stop
-        notes: list[LedgerDraft] = []
-        if outcome.errors:
-            notes.append(
-                self.runtime.draft(
-                    now,
-                    ORCHESTRATOR.user_id,
-                    LedgerEvent.NOTE,
-                    "; ".join(e.message for e in outcome.errors),
-                    evidence=outcome.as_dict(),
-                )
-            )
-            summary.add("evaluation_errors")
         inflight = next((s for s in plan.steps if s.status == StepStatus.DISPATCHED), None)
         if inflight is not None:
-            self._reconcile(plan, inflight, now, fence, summary)
+            self._reconcile(plan, inflight, now, fence, summary, notes)
             return
         # A step whose retries ran out while the plan was paused gets its adaptation now.
         for step in plan.steps:
@@ -236,7 +343,7 @@ class Scheduler:
                 and spec is not None
                 and step.attempts >= spec.retry.limit
             ):
-                self._adapt(plan, step, now, fence, summary, [])
+                self._adapt(plan, step, now, fence, summary, notes)
                 return
         for candidate in self.runtime.steps.ready(plan):
             step = plan.step(candidate.step_id)
@@ -245,35 +352,24 @@ class Scheduler:
                     plan, step, facts, plan.activated_at or now
                 )
                 if problem is not None:
-                    notes.append(
-                        self.runtime.draft(
-                            now,
-                            ORCHESTRATOR.user_id,
-                            LedgerEvent.NOTE,
-                            problem.message,
-                            step_id=step.step_id,
-                            evidence=problem.as_dict(),
-                        )
-                    )
+                    plan = self._hold(plan, step, now, fence, problem.message, notes, summary)
                     continue
                 plan = self._set_step(plan, step, due_at=due)
                 step = plan.step(step.step_id)
             assert step.due_at is not None
-            if step.due_at > now or self.runtime.steps.needs_approval(plan, step):
+            if step.due_at > now:
                 continue
+            # `when` is checked once the step is due, before anyone is asked to approve
+            # it, and again at dispatch: a step whose precondition is false is skipped.
             pre = self.runtime.steps.precondition(plan, step, facts)
             if pre.holds is False:
-                skipped = self._set_step(
-                    plan,
-                    step,
-                    status=StepStatus.SKIPPED,
-                    skip_reason=pre.reason.message if pre.reason else "",
-                )
-                entry = self.runtime.draft(
+                why = pre.reason.message if pre.reason else "precondition false"
+                skipped = self._set_step(plan, step, status=StepStatus.SKIPPED, skip_reason=why)
+                entry = self._draft(
                     now,
-                    ORCHESTRATOR.user_id,
+                    fence,
                     LedgerEvent.SKIPPED,
-                    f"step `{step.action_type}` skipped: {pre.reason.message if pre.reason else 'precondition false'}",
+                    f"step `{step.action_type}` skipped: {why}",
                     step_id=step.step_id,
                     evidence=pre.reason.as_dict() if pre.reason else {},
                 )
@@ -282,22 +378,33 @@ class Scheduler:
                 return
             if pre.holds is None:
                 assert pre.reason is not None
-                notes.append(
-                    self.runtime.draft(
-                        now,
-                        ORCHESTRATOR.user_id,
-                        LedgerEvent.NOTE,
-                        f"step `{step.action_type}` held: {pre.reason.message}",
-                        step_id=step.step_id,
-                        evidence=pre.reason.as_dict(),
-                    )
-                )
-                summary.add("held")
+                plan = self._hold(plan, step, now, fence, pre.reason.message, notes, summary)
+                continue
+            if self.runtime.steps.needs_approval(plan, step):
+                summary.add("awaiting_approval")
                 continue
             self._dispatch(plan, step, now, fence, summary, notes)
             return
         self._write(plan, now, fence, entries=notes, next_due=self._next_due(plan, now))
         raise _Stop
+
+    def _hold(
+        self,
+        plan: RevenuePlanV1,
+        step: PlanStep,
+        now: datetime,
+        fence: Fence,
+        message: str,
+        notes: list[LedgerDraft],
+        summary: TickSummary,
+    ) -> RevenuePlanV1:
+        """A due step whose rules cannot be evaluated waits (fail closed); noted once per cause."""
+        summary.add("held")
+        text = f"step `{step.action_type}` held: {message}"
+        if step.last_error == text[:2000]:
+            return plan
+        notes.append(self._draft(now, fence, LedgerEvent.NOTE, text, step_id=step.step_id))
+        return self._set_step(plan, step, last_error=text[:2000])
 
     # --- the step protocol -------------------------------------------------------
 
@@ -321,15 +428,19 @@ class Scheduler:
             updated_at=now,
             fence=fence.token,
         )
-        self.store.put_attempt(record, fence)  # False: a crashed owner wrote it; same key, go on
+        # False: an interrupted worker wrote it and never dispatched; same key, go on.
+        fresh = self.store.put_attempt(record, fence)
         self._crash("after_attempt_record")
         intent = self._intent(plan, step, attempt_no)
         dispatched = self._set_step(plan, step, status=StepStatus.DISPATCHED, attempts=attempt_no)
-        entry = self.runtime.draft(
+        reason = f"dispatch `{step.action_type}` attempt {attempt_no}"
+        if not fresh:
+            reason += " (its attempt record was left by an interrupted worker)"
+        entry = self._draft(
             now,
-            ORCHESTRATOR.user_id,
+            fence,
             LedgerEvent.STEP_INTENT,
-            f"dispatch `{step.action_type}` attempt {attempt_no}",
+            reason,
             step_id=step.step_id,
             attempt=attempt_no,
             evidence={"idempotency_key": intent.key},
@@ -346,27 +457,80 @@ class Scheduler:
         try:
             result = self.executor.submit(intent)
         except ExecutorUnavailable as exc:
-            log.info("plan %s: executor unavailable: %s", plan.plan_id, exc)
-            summary.add("executor_unavailable")
-            raise _Stop from exc
+            self._unavailable(plan, plan.step(step.step_id), now, fence, summary, [], exc)
         self._crash("after_dispatch")
-        self._record(plan, plan.step(step.step_id), result, now, fence, summary)
+        self._record(plan, plan.step(step.step_id), result, now, fence, summary, [])
 
     def _reconcile(
-        self, plan: RevenuePlanV1, step: PlanStep, now: datetime, fence: Fence, summary: TickSummary
+        self,
+        plan: RevenuePlanV1,
+        step: PlanStep,
+        now: datetime,
+        fence: Fence,
+        summary: TickSummary,
+        notes: list[LedgerDraft],
     ) -> None:
-        """An in-flight attempt: ask for its outcome by key; re-submit the same key if unseen."""
+        """An in-flight attempt: look its outcome up by key.
+
+        An ACTIVE plan re-submits the **same** key when the service never saw it;
+        a PAUSED plan only looks (it dispatches nothing) and keeps polling.
+        """
         intent = self._intent(plan, step, step.attempts)
+        entries = list(notes)
+        how = "looked up by key"
         try:
             result = self.executor.lookup(intent.key)
-            if result.status == ExecutionStatus.UNKNOWN:
+            if result.status == ExecutionStatus.UNKNOWN and plan.status == PlanStatus.ACTIVE:
                 summary.add("resubmitted")
+                entries.append(
+                    self._draft(
+                        now,
+                        fence,
+                        LedgerEvent.NOTE,
+                        f"the execution service has no outcome for `{step.action_type}` attempt "
+                        f"{step.attempts}: re-submitted with the same idempotency key",
+                        step_id=step.step_id,
+                        attempt=step.attempts,
+                        evidence={"idempotency_key": intent.key},
+                    )
+                )
+                how = "re-submitted with the same key"
                 result = self.executor.submit(intent)
         except ExecutorUnavailable as exc:
-            summary.add("executor_unavailable")
-            self._write(plan, now, fence, next_due=now + self.settings.pending_poll)
-            raise _Stop from exc
-        self._record(plan, step, result, now, fence, summary)
+            self._unavailable(plan, step, now, fence, summary, entries, exc)
+        summary.add("reconciled")
+        self._record(plan, step, result, now, fence, summary, entries, how=how)
+
+    def _unavailable(
+        self,
+        plan: RevenuePlanV1,
+        step: PlanStep,
+        now: datetime,
+        fence: Fence,
+        summary: TickSummary,
+        entries: list[LedgerDraft],
+        exc: ExecutorUnavailable,
+    ) -> NoReturn:
+        """The outcome is ambiguous: keep the attempt in flight and look it up by key later."""
+        summary.add("executor_unavailable")
+        log.info("plan %s: execution service unavailable: %s", plan.plan_id, exc)
+        message = f"execution service unavailable: {exc}"[:2000]
+        if step.last_error != message:  # noted once per cause, not at every poll
+            entries = [
+                *entries,
+                self._draft(
+                    now,
+                    fence,
+                    LedgerEvent.NOTE,
+                    f"`{step.action_type}` attempt {step.attempts}: {message}; the outcome "
+                    "will be looked up with the same idempotency key",
+                    step_id=step.step_id,
+                    attempt=step.attempts,
+                ),
+            ]
+            plan = self._set_step(plan, step, last_error=message)
+        self._write(plan, now, fence, entries=entries, next_due=now + self.settings.pending_poll)
+        raise _Stop from exc
 
     def _record(
         self,
@@ -376,15 +540,22 @@ class Scheduler:
         now: datetime,
         fence: Fence,
         summary: TickSummary,
+        entries: list[LedgerDraft],
+        *,
+        how: str | None = None,
     ) -> None:
+        """Write the outcome of the step's current attempt, fenced, in one transaction."""
         attempt_no = step.attempts
+        key = self._intent(plan, step, attempt_no).key
         if result.status in (ExecutionStatus.PENDING, ExecutionStatus.UNKNOWN):
             summary.add("pending")
-            self._write(plan, now, fence, next_due=now + self.settings.pending_poll)
+            self._write(
+                plan, now, fence, entries=entries, next_due=now + self.settings.pending_poll
+            )
             raise _Stop
         try:
             current = self.store.get_attempt(plan.tenant_id, plan.plan_id, step.step_id, attempt_no)
-        except NotFound:
+        except NotFound:  # defensive: the record is written before any dispatch
             current = StepAttempt(
                 tenant_id=plan.tenant_id,
                 plan_id=plan.plan_id,
@@ -394,72 +565,121 @@ class Scheduler:
                 created_at=now,
                 updated_at=now,
             )
+            self.store.put_attempt(current, fence)
         ok = result.status == ExecutionStatus.SUCCEEDED
         attempt = current.model_copy(
             update={
                 "status": AttemptStatus.SUCCEEDED if ok else AttemptStatus.FAILED,
                 "updated_at": now,
                 "outcome": dict(result.detail),
-                "error": result.error,
+                "error": result.error[:2000] if result.error else None,
                 "fence": fence.token,
             }
         )
-        outcome_entry = self.runtime.draft(
+        outcome_entry = self._draft(
             now,
-            ORCHESTRATOR.user_id,
+            fence,
             LedgerEvent.STEP_OUTCOME,
             f"`{step.action_type}` attempt {attempt_no} {'succeeded' if ok else 'failed'}"
+            + (f" ({how})" if how else "")
             + (f": {result.error}" if result.error else ""),
             step_id=step.step_id,
             attempt=attempt_no,
-            evidence={"status": result.status.value, "detail": result.detail},
+            evidence={
+                "status": result.status.value,
+                "detail": result.detail,
+                "idempotency_key": key,
+            },
         )
+        entries = [*entries, outcome_entry]
+        self._crash("before_outcome_write")
         if ok:
             done = self._set_step(
                 plan, step, status=StepStatus.SUCCEEDED, completed_at=now, last_error=None
             )
-            self._write(done, now, fence, entries=[outcome_entry], attempts=[attempt], next_due=now)
+            self._write(done, now, fence, entries=entries, attempts=[attempt], next_due=now)
             summary.add("succeeded")
             return
         summary.add("failed")
         spec = self.runtime.steps.spec(plan, step)
         limit = spec.retry.limit if spec else 1
+        error = result.error[:2000] if result.error else "failed"
         if attempt_no < limit:
             backoff = spec.retry.backoff(attempt_no) if spec else timedelta(0)
             failed = self._set_step(
-                plan, step, status=StepStatus.FAILED, last_error=result.error, due_at=now + backoff
+                plan, step, status=StepStatus.FAILED, last_error=error, due_at=now + backoff
             )
-            retry_entry = self.runtime.draft(
+            retry_entry = self._draft(
                 now,
-                ORCHESTRATOR.user_id,
+                fence,
                 LedgerEvent.RETRIED,
-                f"`{step.action_type}` will retry as attempt {attempt_no + 1} after {backoff}",
+                f"`{step.action_type}` will retry as attempt {attempt_no + 1} "
+                + ("at once" if backoff <= timedelta(0) else f"after {humanize(backoff)}")
+                + f" (attempt {attempt_no} of {limit} failed)",
                 step_id=step.step_id,
                 attempt=attempt_no + 1,
+                evidence={"backoff_seconds": int(backoff.total_seconds()), "limit": limit},
             )
             self._write(
                 failed,
                 now,
                 fence,
-                entries=[outcome_entry, retry_entry],
+                entries=[*entries, retry_entry],
                 attempts=[attempt],
                 next_due=self._next_due(failed, now),
             )
             return
-        failed = self._set_step(plan, step, status=StepStatus.FAILED, last_error=result.error)
-        if plan.status != PlanStatus.ACTIVE:  # paused: adapt on resume
-            self._write(
-                failed,
-                now,
-                fence,
-                entries=[outcome_entry],
-                attempts=[attempt],
-                next_due=self._next_due(failed, now),
+        failed = self._set_step(plan, step, status=StepStatus.FAILED, last_error=error)
+        if plan.status != PlanStatus.ACTIVE:
+            self._exhausted_while_paused(
+                failed, failed.step(step.step_id), now, fence, summary, entries, attempt
             )
-            raise _Stop
-        self._adapt(
-            failed, failed.step(step.step_id), now, fence, summary, [outcome_entry], [attempt]
+        self._adapt(failed, failed.step(step.step_id), now, fence, summary, entries, [attempt])
+
+    def _exhausted_while_paused(
+        self,
+        plan: RevenuePlanV1,
+        step: PlanStep,
+        now: datetime,
+        fence: Fence,
+        summary: TickSummary,
+        entries: list[LedgerDraft],
+        attempt: StepAttempt,
+    ) -> NoReturn:
+        """The last attempt failed while the plan is paused: apply what a pause allows.
+
+        ``skip`` applies at once (it dispatches nothing). ``pause`` is already in
+        force: the step waits for the resume, which grants it one more attempt.
+        ``abort`` needs an ACTIVE plan (the lifecycle's ``adapt_abort``): it applies
+        as soon as the plan resumes.
+        """
+        spec = self.runtime.steps.spec(plan, step)
+        rule = spec.retry.on_exhausted if spec else "pause"
+        why = self._exhausted_reason(plan, step, rule)
+        if rule == "skip":
+            plan = self._set_step(plan, step, status=StepStatus.SKIPPED, skip_reason=why)
+            event = LedgerEvent.SKIPPED
+            summary.add("adapt_skip")
+        elif rule == "pause":
+            plan = self._set_step(plan, step, status=StepStatus.PENDING)
+            why += "; the plan is already paused: resuming it grants one more attempt"
+            event = LedgerEvent.NOTE
+            summary.add("adapt_pause")
+        else:
+            why += "; the plan is paused: the adaptation applies when it resumes"
+            event = LedgerEvent.NOTE
+        entry = self._draft(
+            now, fence, event, why, step_id=step.step_id, evidence={"adaptation": rule}
         )
+        self._write(
+            plan,
+            now,
+            fence,
+            entries=[*entries, entry],
+            attempts=[attempt],
+            next_due=self._next_due(plan, now),
+        )
+        raise _Stop
 
     def _adapt(
         self,
@@ -471,26 +691,32 @@ class Scheduler:
         entries: list[LedgerDraft],
         attempts: list[StepAttempt] | None = None,
     ) -> None:
-        """Retries exhausted: the plan type's rule applies -- skip, pause or abort, nothing else."""
+        """Retries exhausted: the plan type's rule applies -- skip, pause or abort, nothing else.
+
+        ``pause`` leaves the step PENDING, so that resuming the plan (a person's
+        decision) grants it one more attempt under the next idempotency key.
+        """
         spec = self.runtime.steps.spec(plan, step)
         rule = spec.retry.on_exhausted if spec else "pause"
-        why = f"`{step.action_type}` failed {step.attempts} time(s), the retry limit: {rule}"
+        why = self._exhausted_reason(plan, step, rule)
         attempts = attempts or []
+        evidence: dict[str, object] = {"adaptation": rule, "attempts": step.attempts}
         if rule == "skip":
             skipped = self._set_step(plan, step, status=StepStatus.SKIPPED, skip_reason=why)
-            entry = self.runtime.draft(
-                now, ORCHESTRATOR.user_id, LedgerEvent.SKIPPED, why, step_id=step.step_id
+            entry = self._draft(
+                now, fence, LedgerEvent.SKIPPED, why, step_id=step.step_id, evidence=evidence
             )
             self._write(
                 skipped, now, fence, entries=[*entries, entry], attempts=attempts, next_due=now
             )
             summary.add("adapt_skip")
             return
-        trigger, event = (
-            ("adapt_pause", LedgerEvent.PAUSED)
-            if rule == "pause"
-            else ("adapt_abort", LedgerEvent.ABORTED)
-        )
+        if rule == "abort":
+            trigger, event = "adapt_abort", LedgerEvent.ABORTED
+        else:
+            trigger, event = "adapt_pause", LedgerEvent.PAUSED
+            plan = self._set_step(plan, step, status=StepStatus.PENDING)
+            why += f"; resume the plan to try attempt {step.attempts + 1}"
         self._end(
             plan,
             now,
@@ -502,9 +728,19 @@ class Scheduler:
             entries=entries,
             attempts=attempts,
             step_id=step.step_id,
+            evidence=evidence,
         )
-        summary.add(f"adapt_{rule}")
+        summary.add(f"adapt_{'abort' if rule == 'abort' else 'pause'}")
         raise _Stop
+
+    def _exhausted_reason(self, plan: RevenuePlanV1, step: PlanStep, rule: str) -> str:
+        spec = self.runtime.steps.spec(plan, step)
+        limit = spec.retry.limit if spec else 1
+        error = f" (last error: {step.last_error})" if step.last_error else ""
+        return (
+            f"retries exhausted: `{step.action_type}` failed attempt {step.attempts} of "
+            f"{limit}{error}; the plan type's rule is `{rule}`"
+        )
 
     # --- helpers -------------------------------------------------------------------
 
@@ -523,20 +759,17 @@ class Scheduler:
         attempts: list[StepAttempt] | None = None,
         step_id: uuid.UUID | None = None,
     ) -> RevenuePlanV1:
+        """Fire a lifecycle trigger; a terminal state releases the guard in the same write."""
         machine = self.runtime.machine(plan)
         status = machine.fire(plan.status, trigger)
         terminal = machine.is_terminal(status)
-        update: dict[str, object] = {"status": status, "updated_at": now}
+        update: dict[str, object] = {"status": status, "updated_at": now, "next_due_at": None}
         if terminal:
-            update |= {"ended_at": now, "completion_reason": completion, "next_due_at": None}
-        else:
-            update["next_due_at"] = None
+            update |= {"ended_at": now, "completion_reason": completion}
         ended = plan.model_copy(update=update)
         if not terminal:
             ended = ended.model_copy(update={"next_due_at": self._next_due(ended, now)})
-        entry = self.runtime.draft(
-            now, ORCHESTRATOR.user_id, event, reason, step_id=step_id, evidence=evidence or {}
-        )
+        entry = self._draft(now, fence, event, reason, step_id=step_id, evidence=evidence or {})
         return self.store.update_plan(
             ended,
             expected_version=plan.version,
@@ -556,6 +789,7 @@ class Scheduler:
         entries: list[LedgerDraft] | None = None,
         attempts: list[StepAttempt] | None = None,
     ) -> RevenuePlanV1:
+        """One fenced, version-checked plan write with its ledger entries and attempts."""
         updated = plan.model_copy(update={"next_due_at": next_due, "updated_at": now})
         return self.store.update_plan(
             updated,
@@ -563,6 +797,28 @@ class Scheduler:
             entries=entries or [],
             fence=fence,
             attempts=attempts or [],
+        )
+
+    def _draft(
+        self,
+        now: datetime,
+        fence: Fence,
+        event: LedgerEvent,
+        reason: str,
+        *,
+        step_id: uuid.UUID | None = None,
+        attempt: int | None = None,
+        evidence: dict[str, object] | None = None,
+    ) -> LedgerDraft:
+        """A ledger entry by the orchestrator, naming the worker and fence that wrote it."""
+        return self.runtime.draft(
+            now,
+            ORCHESTRATOR.user_id,
+            event,
+            reason,
+            step_id=step_id,
+            attempt=attempt,
+            evidence={**(evidence or {}), "worker": self.settings.worker_id, "fence": fence.token},
         )
 
     @staticmethod
@@ -591,21 +847,17 @@ class Scheduler:
         if any(s.status == StepStatus.DISPATCHED for s in plan.steps):
             candidates.append(now + self.settings.pending_poll)
         if plan.status == PlanStatus.ACTIVE:
+            # The objective depends on facts that change outside the plan: look again.
             candidates.append(now + self.settings.recheck)
             for step in self.runtime.steps.ready(plan):
-                if self.runtime.steps.needs_approval(plan, step):
-                    continue
-                # A step due now that was not dispatched is held (a rule could not be
-                # evaluated); the recheck looks again. Unknown timing: likewise.
+                # A step due now that was not dispatched is held or awaits approval
+                # (which makes the plan due by itself); the recheck looks again.
                 if step.due_at is not None and step.due_at > now:
                     candidates.append(step.due_at)
         elif plan.status != PlanStatus.PAUSED:
             return None
-        return min(candidates)
+        return max(now, min(candidates))
 
     def _crash(self, point: str) -> None:
         if self.settings.crash_at == point:
-            import os
-            import signal
-
             os.kill(os.getpid(), signal.SIGKILL)

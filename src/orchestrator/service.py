@@ -11,12 +11,14 @@ raises :class:`~planpolicy.InvalidTransition`; a refused guard raises
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from orchestrator.accounts import AccountFacts
 from orchestrator.clock import Clock
-from orchestrator.errors import GuardConflict, VersionConflict
+from orchestrator.errors import GuardConflict, NotFound, VersionConflict
 from orchestrator.ledger import LedgerDraft, LedgerEvent
 from orchestrator.policy import PolicyRuntime
 from orchestrator.ports import PlanStore
@@ -25,6 +27,7 @@ from planpolicy import (
     Actor,
     Decision,
     GuardDenied,
+    InvalidTransition,
     PlanStatus,
     Reason,
     RevenuePlanV1,
@@ -36,6 +39,11 @@ __all__ = ["ORCHESTRATOR", "ActivationResult", "PlanService"]
 
 ORCHESTRATOR = Actor.system("orchestrator")
 """The actor the scheduler acts as; it can never approve."""
+
+CONFLICT_RETRIES = 5
+"""How often a command without ``expected_version`` re-reads and decides again."""
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,18 @@ class ActivationResult:
 def _check_version(plan: RevenuePlanV1, expected: int | None) -> None:
     if expected is not None and expected != plan.version:
         raise VersionConflict(plan.tenant_id, plan.plan_id, expected, plan.version)
+
+
+def _retrying(expected_version: int | None, command: Callable[[], _T]) -> _T:
+    """Run ``command``; on a version conflict read and decide again (unless a version was asked)."""
+    tries = 1 if expected_version is not None else CONFLICT_RETRIES
+    for attempt in range(1, tries + 1):
+        try:
+            return command()
+        except VersionConflict:
+            if attempt == tries:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class PlanService:
@@ -134,6 +154,19 @@ class PlanService:
         expected_version: int | None = None,
     ) -> RevenuePlanV1:
         """DRAFT -> APPROVED by a person the AuthorityPolicy allows; due for activation at once."""
+        return _retrying(
+            expected_version,
+            lambda: self._approve(tenant_id, plan_id, actor, reason, expected_version),
+        )
+
+    def _approve(
+        self,
+        tenant_id: str,
+        plan_id: str,
+        actor: Actor,
+        reason: str,
+        expected_version: int | None,
+    ) -> RevenuePlanV1:
         plan = self.store.get_plan(tenant_id, plan_id)
         _check_version(plan, expected_version)
         now = self.clock.now()
@@ -174,15 +207,28 @@ class PlanService:
         the same (tenant, account, plan type) racing on different machines
         cannot both become ACTIVE: the loser is rejected, never queued.
         """
-        plan = self.store.get_plan(tenant_id, plan_id)
-        _check_version(plan, expected_version)
-        return self.activate_plan(plan, actor, reason, fence=fence)
+
+        def attempt() -> ActivationResult:
+            plan = self.store.get_plan(tenant_id, plan_id)
+            _check_version(plan, expected_version)
+            return self.activate_plan(plan, actor, reason, fence=fence)
+
+        return _retrying(expected_version, attempt)
 
     def activate_plan(
-        self, plan: RevenuePlanV1, actor: Actor, reason: str = "", *, fence: Fence | None = None
+        self,
+        plan: RevenuePlanV1,
+        actor: Actor,
+        reason: str = "",
+        *,
+        fence: Fence | None = None,
+        now: datetime | None = None,
     ) -> ActivationResult:
-        """Activation of an already-read plan (used by the scheduler under its lease)."""
-        now = self.clock.now()
+        """Activation of an already-read plan (used by the scheduler under its lease).
+
+        ``now`` is the decision time (the scheduler's tick time; the clock otherwise).
+        """
+        now = now or self.clock.now()
         machine = self.runtime.machine(plan)
         machine.guards(plan.status, "activate")  # InvalidTransition before any evaluation
         facts = self.runtime.facts(self.store, self.accounts, plan, now)
@@ -313,6 +359,23 @@ class PlanService:
         reason: str,
         expected_version: int | None,
     ) -> RevenuePlanV1:
+        return _retrying(
+            expected_version,
+            lambda: self._transition_once(
+                tenant_id, plan_id, trigger, event, actor, reason, expected_version
+            ),
+        )
+
+    def _transition_once(
+        self,
+        tenant_id: str,
+        plan_id: str,
+        trigger: str,
+        event: LedgerEvent,
+        actor: Actor,
+        reason: str,
+        expected_version: int | None,
+    ) -> RevenuePlanV1:
         plan = self.store.get_plan(tenant_id, plan_id)
         _check_version(plan, expected_version)
         now = self.clock.now()
@@ -331,6 +394,17 @@ class PlanService:
             facts = self.runtime.facts(self.store, self.accounts, plan, now)
             decision = self.runtime.gate.evaluate(plan, facts)
             evidence["gate"] = decision.as_dict()
+            if not decision.can_activate:
+                # The refusal is a decision about the plan's course: it goes to the ledger.
+                denied = self.runtime.draft(
+                    now,
+                    actor.user_id,
+                    LedgerEvent.GATE_DECISION,
+                    f"gate denies `{trigger}`: " + "; ".join(r.message for r in decision.reasons),
+                    evidence=decision.as_dict(),
+                )
+                self.store.append_ledger(plan.tenant_id, plan.plan_id, [denied])
+                raise GuardDenied(trigger, "gate", decision.reasons)
         status = machine.fire(plan.status, trigger, gate=decision, authority=authority)
         terminal = machine.is_terminal(status)
         update: dict[str, object] = {"status": status, "updated_at": now}
@@ -365,18 +439,30 @@ class PlanService:
         expected_version: int | None = None,
     ) -> RevenuePlanV1:
         """A person approves a human-touch step so that it may be dispatched."""
+        return _retrying(
+            expected_version,
+            lambda: self._approve_step(
+                tenant_id, plan_id, step_id, actor, reason, expected_version
+            ),
+        )
+
+    def _approve_step(
+        self,
+        tenant_id: str,
+        plan_id: str,
+        step_id: uuid.UUID | str,
+        actor: Actor,
+        reason: str,
+        expected_version: int | None,
+    ) -> RevenuePlanV1:
         plan = self.store.get_plan(tenant_id, plan_id)
         _check_version(plan, expected_version)
         now = self.clock.now()
         try:
             step = plan.step(step_id)
         except (KeyError, ValueError) as exc:
-            from orchestrator.errors import NotFound
-
             raise NotFound(tenant_id, str(step_id), "step") from exc
         if self.runtime.machine(plan).is_terminal(plan.status):
-            from planpolicy import InvalidTransition
-
             raise InvalidTransition(plan.status, "approve_step", [])
         authority = check_authority(self.runtime.bundle, plan, "approve_step", actor)
         if not authority.allowed:

@@ -47,7 +47,10 @@ class StepPlanner:
         if spec.after_activation_days is not None:
             due = max(due, activated_at + timedelta(days=spec.after_activation_days))
         if spec.not_before is not None:
-            result = spec.not_before.expr.evaluate(activation_for(self.bundle, plan, facts))
+            try:
+                result = spec.not_before.expr.evaluate(activation_for(self.bundle, plan, facts))
+            except (TypeError, ValueError) as exc:  # the context cannot be given to CEL
+                return due, _context_invalid(spec, step, exc)
             if not result.ok or not isinstance(result.value, datetime):
                 return due, Reason(
                     "RULE_EVALUATION_ERROR",
@@ -64,7 +67,10 @@ class StepPlanner:
         spec = self.spec(plan, step)
         if spec is None or spec.when is None:
             return Precondition(True)
-        result = spec.when.expr.evaluate(activation_for(self.bundle, plan, facts))
+        try:
+            result = spec.when.expr.evaluate(activation_for(self.bundle, plan, facts))
+        except (TypeError, ValueError) as exc:  # the context cannot be given to CEL
+            return Precondition(None, _context_invalid(spec, step, exc))
         if not result.ok or not isinstance(result.value, bool):
             error = result.error or f"expected a boolean, got `{result.value!r}`"
             return Precondition(
@@ -107,3 +113,13 @@ class StepPlanner:
             if all(by_action[d].status.is_settled for d in deps if d in by_action):
                 out.append(step)
         return out
+
+
+def _context_invalid(spec: CompiledStep, step: PlanStep, exc: Exception) -> Reason:
+    """Fail closed when the facts cannot be turned into CEL values (the message names no value)."""
+    return Reason(
+        "CONTEXT_INVALID",
+        f"the context cannot be given to the rules of step `{spec.action_type}`: {exc}",
+        spec.ref,
+        step.step_id,
+    )

@@ -7,7 +7,8 @@ outcome), and ``effective_executions`` counts what actually ran.
 Scripts map ``(action_type, attempt)`` — or ``(action_type, None)`` for every
 attempt — to an :class:`Outcome` such as ``Outcome.succeed()``,
 ``Outcome.fail("...")``, ``Outcome.timeout()`` (the call raises but the action
-ran) or ``Outcome.pending(for_=timedelta(days=2))``.
+ran), ``Outcome.unreachable()`` (the call raises and nothing ran),
+``Outcome.pending(for_=timedelta(days=2))`` or ``Outcome.stay_pending()``.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ __all__ = ["MemoryExecutor", "Outcome"]
 class Outcome:
     """What executing one attempt does."""
 
-    kind: str = "succeed"  # succeed | fail | timeout | pending
+    kind: str = "succeed"  # succeed | fail | timeout | unreachable | pending
     error: str | None = None
     pending_for: timedelta = timedelta(0)
-    then: str = "succeed"  # outcome once a pending intent finishes
+    then: str = "succeed"  # outcome once a pending intent finishes or the service is reached
+    times: int = 0  # unreachable: calls that fail before the service is reached (0: all)
 
     @classmethod
     def succeed(cls) -> Outcome:
@@ -51,8 +53,22 @@ class Outcome:
         return cls("timeout")
 
     @classmethod
+    def unreachable(cls, times: int = 0, then: str = "succeed") -> Outcome:
+        """The service cannot be reached: the call raises and the action does not run.
+
+        After ``times`` such calls (0: never) the service is reached and ``then`` applies.
+        """
+        return cls("unreachable", then=then, times=times)
+
+    @classmethod
     def pending(cls, for_: timedelta, then: str = "succeed", error: str | None = None) -> Outcome:
+        """Accepted; reported PENDING for ``for_`` (clock time), then ``then``."""
         return cls("pending", error, for_, then)
+
+    @classmethod
+    def stay_pending(cls) -> Outcome:
+        """Accepted, and never finishes."""
+        return cls("pending", None, timedelta(0), "pending")
 
 
 @dataclass
@@ -75,6 +91,8 @@ class MemoryExecutor:
         self._lock = threading.Lock()
         self.effective_executions: Counter[str] = Counter()
         self.submissions: Counter[str] = Counter()
+        self.lookups: Counter[str] = Counter()
+        self._refused: Counter[str] = Counter()
 
     def _outcome_for(self, intent: ActionIntent) -> Outcome:
         return self.script.get(
@@ -83,11 +101,20 @@ class MemoryExecutor:
         )
 
     def submit(self, intent: ActionIntent) -> ExecutionResult:
+        """Execute ``intent`` unless its key was seen; the recorded outcome either way."""
         with self._lock:
             self.submissions[intent.key] += 1
             record = self._records.get(intent.key)
             if record is None:
-                record = _Record(intent, self.clock.now(), self._outcome_for(intent))
+                outcome = self._outcome_for(intent)
+                if outcome.kind == "unreachable":
+                    self._refused[intent.key] += 1
+                    if not outcome.times or self._refused[intent.key] <= outcome.times:
+                        raise ExecutorUnavailable(
+                            f"cannot reach the execution service for `{intent.key}`"
+                        )
+                    outcome = Outcome(outcome.then, outcome.error)
+                record = _Record(intent, self.clock.now(), outcome)
                 self._records[intent.key] = record
                 self.effective_executions[intent.key] += 1
                 if record.outcome.kind == "timeout":
@@ -95,7 +122,9 @@ class MemoryExecutor:
             return self._result(record)
 
     def lookup(self, key: str) -> ExecutionResult:
+        """The outcome recorded under ``key`` (``UNKNOWN`` if never submitted)."""
         with self._lock:
+            self.lookups[key] += 1
             record = self._records.get(key)
             return (
                 ExecutionResult(ExecutionStatus.UNKNOWN) if record is None else self._result(record)
@@ -105,7 +134,7 @@ class MemoryExecutor:
         outcome = record.outcome
         kind = outcome.kind
         if kind == "pending":
-            if self.clock.now() < record.started + outcome.pending_for:
+            if outcome.then == "pending" or self.clock.now() < record.started + outcome.pending_for:
                 return ExecutionResult(ExecutionStatus.PENDING)
             kind = outcome.then
         if kind == "fail":
