@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,46 +11,74 @@ from pathlib import Path
 import pytest
 from tests.api.harness import DIRECTOR, REPO, SECRET, ApiClient, start_server, write_accounts
 
+from orchestrator.main import main
 
-def _serve(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+
+def _serve(
+    *args: str,
+    secret: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str]:
+    """Run the verb in this process (error paths return before serving); (status, stderr)."""
+    for name in [n for n in os.environ if n.startswith("PLAN_API_")]:
+        monkeypatch.delenv(name)
+    if secret is not None:
+        monkeypatch.setenv("PLAN_API_JWT_SECRET", secret)
     policies = ["--policies", str(REPO / "policies"), "--policies", str(REPO / "plan_types")]
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.main", "serve", *policies, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-        check=False,
+    status = main(["serve", *policies, *args])
+    return status, capsys.readouterr().err
+
+
+def test_serve_refuses_to_start_without_a_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, err = _serve(
+        "--store", "memory://", secret=None, monkeypatch=monkeypatch, capsys=capsys
     )
+    assert status == 2
+    assert "no JWT secret: set $PLAN_API_JWT_SECRET" in err
 
 
-def test_serve_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAN_API_")}
-    result = _serve("--store", "memory://", env=env, cwd=tmp_path)
-    assert result.returncode == 2
-    assert "no JWT secret: set $PLAN_API_JWT_SECRET" in result.stderr
+def test_serve_refuses_a_short_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, err = _serve(
+        "--store", "memory://", secret="short", monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert status == 2
+    assert "too short" in err
 
 
-def test_serve_refuses_a_short_secret(tmp_path: Path) -> None:
-    env = {**os.environ, "PLAN_API_JWT_SECRET": "short"}
-    result = _serve("--store", "memory://", env=env, cwd=tmp_path)
-    assert result.returncode == 2
-    assert "too short" in result.stderr
+def test_serve_reports_an_uninitialised_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'missing.db'}"
+    status, err = _serve("--store", url, secret=SECRET, monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 3, err
+    assert "missing.db" in err
 
 
-def test_serve_reports_an_uninitialised_store(tmp_path: Path) -> None:
-    env = {**os.environ, "PLAN_API_JWT_SECRET": SECRET}
-    result = _serve("--store", f"sqlite:///{tmp_path / 'missing.db'}", env=env, cwd=tmp_path)
-    assert result.returncode == 3, result.stderr
-    assert "missing.db" in result.stderr
+def test_serve_reports_a_bad_store_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, err = _serve(
+        "--store", "postgres://x", secret=SECRET, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert status == 2
+    assert "unknown scheme" in err
 
 
-def test_serve_reports_a_bad_store_url(tmp_path: Path) -> None:
-    env = {**os.environ, "PLAN_API_JWT_SECRET": SECRET}
-    result = _serve("--store", "postgres://x", env=env, cwd=tmp_path)
-    assert result.returncode == 2
-    assert "unknown scheme" in result.stderr
+def test_serve_reports_a_policy_bundle_that_does_not_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "broken.yaml").write_text("apiVersion: planpolicy/v1\nkind: Nope\n")
+    for name in [n for n in os.environ if n.startswith("PLAN_API_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PLAN_API_JWT_SECRET", SECRET)
+    status = main(["serve", "--store", "memory://", "--policies", str(tmp_path)])
+    assert status == 2
+    assert "the policy bundle does not compile" in capsys.readouterr().err
 
 
 def test_with_scheduler_the_poll_loop_activates_an_approved_plan(tmp_path: Path) -> None:
@@ -92,10 +118,12 @@ def test_with_scheduler_the_poll_loop_activates_an_approved_plan(tmp_path: Path)
 
 
 @pytest.mark.parametrize("interval", ["0", "-1"])
-def test_the_poll_interval_must_be_positive(tmp_path: Path, interval: str) -> None:
-    env = {**os.environ, "PLAN_API_JWT_SECRET": SECRET}
-    result = _serve(
-        "--store", "memory://", "--with-scheduler", "--interval", interval, env=env, cwd=tmp_path
-    )
-    assert result.returncode == 2
-    assert "--interval must be positive" in result.stderr
+def test_the_poll_interval_must_be_positive(
+    interval: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, err = _serve(
+        "--store", "memory://", "--with-scheduler", "--interval", interval,
+        secret=SECRET, monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert status == 2
+    assert "--interval must be positive" in err

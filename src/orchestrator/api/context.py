@@ -52,16 +52,14 @@ def build_context(
     Ports may be injected (tests, simulation); otherwise they come from the
     settings. The idempotency table is created if missing.
     """
+    store = store or open_store(settings.store_url)  # a bad URL fails here, before compiling
     try:
-        bundle = load_bundle(list(settings.policy_paths))
-    except BundleError as exc:
-        shown = "; ".join(str(d) for d in exc.diagnostics[:5])
-        raise SettingsError(f"the policy bundle does not compile: {shown}") from exc
-    runtime = PolicyRuntime(bundle)
-    clock = clock or SystemClock()
-    accounts = accounts or DirectoryAccounts(settings.accounts_dir)
-    store = store or open_store(settings.store_url)
-    try:
+        try:
+            bundle = load_bundle(list(settings.policy_paths))
+        except BundleError as exc:
+            shown = "; ".join(str(d) for d in exc.diagnostics[:5])
+            raise SettingsError(f"the policy bundle does not compile: {shown}") from exc
+        runtime = PolicyRuntime(bundle)
         idempotency = idempotency or open_idempotency_store(
             settings.resolved_idempotency_url,
             ttl=settings.idempotency_ttl,
@@ -71,6 +69,8 @@ def build_context(
     except BaseException:
         store.close()
         raise
+    clock = clock or SystemClock()
+    accounts = accounts or DirectoryAccounts(settings.accounts_dir)
     return ApiContext(
         settings=settings,
         store=store,

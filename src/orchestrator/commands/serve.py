@@ -76,8 +76,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
+    # protocol says TCP; without it, keep-alive responses wait ~40 ms for delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
         sock.listen(2048)
@@ -94,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     On SIGINT or SIGTERM uvicorn shuts down gracefully and then re-raises the
     signal, so the exit status is that of the signal (e.g. -15 for SIGTERM).
     """
+    if args.with_scheduler and args.interval <= 0:
+        print("plan-orchestrator: error: --interval must be positive", file=sys.stderr)
+        return 2
+
     import uvicorn
 
     from orchestrator.adapters.memory_executor import MemoryExecutor
@@ -102,9 +109,6 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.api.poller import Poller
     from orchestrator.api.settings import ApiSettings, SettingsError
 
-    if args.with_scheduler and args.interval <= 0:
-        print("plan-orchestrator: error: --interval must be positive", file=sys.stderr)
-        return 2
     try:
         settings = ApiSettings.from_env(
             store_url=args.store,
