@@ -96,7 +96,9 @@ API_ROUTE: Final = "/v1/{proxy+}"
 """Every Plans API route; each request needs a token the authorizer accepts."""
 
 _PY_RUNTIME = lambda_.Runtime.PYTHON_3_11
-_ARCHITECTURE = lambda_.Architecture.ARM_64 if LAMBDA_ARCHITECTURE == "arm64" else None
+_ARCHITECTURE = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}[
+    LAMBDA_ARCHITECTURE
+]  # the layer's wheels are built for this architecture
 _LEDGER_FORBIDDEN = (
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
@@ -238,7 +240,7 @@ class PlanPolicyStack(Stack):
             "DependencyLayer",
             code=lambda_.Code.from_asset(str(layer_dir)),
             compatible_runtimes=[_PY_RUNTIME],
-            compatible_architectures=[_ARCHITECTURE] if _ARCHITECTURE else None,
+            compatible_architectures=[_ARCHITECTURE],
             description="Third-party packages of planpolicy (python -m infra.layer)",
         )
         store_url = f"dynamodb://{prefix}"  # the region is the function's own (AWS_REGION)
