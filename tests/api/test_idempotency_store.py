@@ -153,3 +153,27 @@ def test_urls_name_the_store() -> None:
         open_idempotency_store("redis://x")
     with pytest.raises(InvalidStoreUrl):
         open_idempotency_store("sqlite://host/x.db")
+
+
+def test_the_dynamodb_table_is_the_one_its_definition_describes(dynamodb_endpoint: str) -> None:
+    from orchestrator.api.idempotency_dynamodb import DynamoDBIdempotencyStore, table_definition
+
+    store = DynamoDBIdempotencyStore("def-", region="us-east-1")
+    store.init()
+    try:
+        described = store._client.describe_table(TableName="def-api-idempotency")["Table"]
+        definition = table_definition("def-")
+        assert described["KeySchema"] == definition["KeySchema"]
+        assert described["AttributeDefinitions"] == definition["AttributeDefinitions"]
+        ttl = store._client.describe_time_to_live(TableName="def-api-idempotency")
+        assert ttl["TimeToLiveDescription"]["AttributeName"] == "ttl"
+    finally:
+        store.close()
+
+
+def test_settings_can_skip_creating_the_table() -> None:
+    from orchestrator.api.settings import ApiSettings
+
+    env = {"PLAN_API_AUTH": "gateway", "PLAN_API_IDEMPOTENCY_INIT": "0"}
+    assert ApiSettings.from_env(env).idempotency_init is False
+    assert ApiSettings.from_env({"PLAN_API_AUTH": "gateway"}).idempotency_init is True

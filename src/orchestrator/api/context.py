@@ -50,7 +50,8 @@ def build_context(
     """Compile the policy bundle and open the stores the settings name.
 
     Ports may be injected (tests, simulation); otherwise they come from the
-    settings. The idempotency table is created if missing.
+    settings. The idempotency table is created if missing (unless
+    ``settings.idempotency_init`` is off: on Lambda, where the stack made it).
     """
     store = store or open_store(settings.store_url)  # a bad URL fails here, before compiling
     try:
@@ -65,7 +66,8 @@ def build_context(
             ttl=settings.idempotency_ttl,
             max_per_tenant=settings.idempotency_max_per_tenant,
         )
-        idempotency.init()
+        if settings.idempotency_init:
+            idempotency.init()
     except BaseException:
         store.close()
         raise

@@ -20,9 +20,21 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from orchestrator.api.idempotency import Begin, BeginOutcome, StoredResponse, _decide
 from orchestrator.errors import InvalidStoreUrl, StoreError, StoreUnavailable
 
-__all__ = ["TABLE", "DynamoDBIdempotencyStore"]
+__all__ = ["TABLE", "DynamoDBIdempotencyStore", "table_definition"]
 
 TABLE: Final = "api-idempotency"
+TTL_ATTRIBUTE: Final = "ttl"
+
+
+def table_definition(prefix: str = "") -> dict[str, Any]:
+    """``CreateTable`` arguments of the table (infrastructure code can build it from these);
+    DynamoDB's TTL goes on :data:`TTL_ATTRIBUTE`."""
+    return {
+        "TableName": f"{prefix}{TABLE}",
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
 
 
 class DynamoDBIdempotencyStore:
@@ -36,6 +48,7 @@ class DynamoDBIdempotencyStore:
         ttl: timedelta = timedelta(hours=24),
         client: Any = None,
     ) -> None:
+        self.prefix = prefix
         self.table = f"{prefix}{TABLE}"
         self._ttl = ttl
         self._owns_client = client is None
@@ -55,18 +68,13 @@ class DynamoDBIdempotencyStore:
     def init(self) -> None:
         """Create the table with its TTL attribute if missing."""
         try:
-            self._client.create_table(
-                TableName=self.table,
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            self._client.create_table(**table_definition(self.prefix))
             self._client.get_waiter("table_exists").wait(
                 TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
             )
             self._client.update_time_to_live(
                 TableName=self.table,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
             )
         except ClientError as exc:
             if _code(exc) != "ResourceInUseException":

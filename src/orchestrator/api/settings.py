@@ -17,6 +17,7 @@ variable                       meaning
 ``PLAN_API_POLICIES``          policy paths, separated by ``:`` (default ``policies:plan_types``)
 ``PLAN_API_ACCOUNTS``          directory of account fact files (default ``accounts``)
 ``PLAN_API_IDEMPOTENCY_URL``   where Idempotency-Key results are kept (derived by default)
+``PLAN_API_IDEMPOTENCY_INIT``  ``0`` to skip creating that table at start (it exists already)
 =============================  ==============================================
 """
 
@@ -88,6 +89,7 @@ class ApiSettings:
     idempotency_url: str | None = None
     idempotency_ttl: timedelta = timedelta(hours=24)
     idempotency_max_per_tenant: int = 10_000
+    idempotency_init: bool = True
     max_body_bytes: int = 256 * 1024
     page: bool = True
 
@@ -143,6 +145,8 @@ class ApiSettings:
             "jwt_issuer": env.get("PLAN_API_JWT_ISSUER") or None,
             "jwt_audience": env.get("PLAN_API_JWT_AUDIENCE") or None,
             "idempotency_url": env.get("PLAN_API_IDEMPOTENCY_URL") or None,
+            "idempotency_init": env.get("PLAN_API_IDEMPOTENCY_INIT", "1").strip().lower()
+            not in ("0", "false", "no", "off"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
