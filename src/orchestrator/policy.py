@@ -85,11 +85,26 @@ class PolicyRuntime:
         )
 
     def facts(
-        self, store: PlanStore, accounts: AccountFacts, plan: RevenuePlanV1, now: datetime
+        self,
+        store: PlanStore,
+        accounts: AccountFacts,
+        plan: RevenuePlanV1,
+        now: datetime,
+        *,
+        active_plans: bool = True,
     ) -> Facts:
-        """What the gate and evaluator see for ``plan`` at ``now``, active plans from the store."""
+        """What the gate and evaluator see for ``plan`` at ``now``, active plans from the store.
+
+        Only the gate's conflict check reads the active plans (CEL rules never see
+        them): ``active_plans=False`` skips that store read for the evaluator and
+        the step rules.
+        """
         account, signals = accounts.snapshot(plan.tenant_id, plan.account_id, now)
-        holder = store.active_plan_for(plan.tenant_id, plan.account_id, plan.plan_type)
+        holder = (
+            store.active_plan_for(plan.tenant_id, plan.account_id, plan.plan_type)
+            if active_plans
+            else None
+        )
         active: tuple[ActivePlanRef, ...] = ()
         if holder is not None and holder != plan.plan_id:
             active = (ActivePlanRef(holder, plan.tenant_id, plan.account_id, plan.plan_type),)

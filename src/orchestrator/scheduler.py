@@ -214,11 +214,14 @@ class Scheduler:
             summary.add("lease_busy")
             return
         try:
+            # Read again under the lease; afterwards each write returns the plan as
+            # stored, which is what the next action builds on (any other writer
+            # makes the version check fail and the result is discarded).
+            plan = self.store.get_plan(ref.tenant_id, ref.plan_id)
             for _ in range(self.settings.max_actions_per_plan):
-                plan = self.store.get_plan(ref.tenant_id, ref.plan_id)
                 if plan.next_due_at is None or plan.next_due_at > now:
                     return
-                self._advance(plan, now, fence, summary)
+                plan = self._advance(plan, now, fence, summary)
         except _Stop:
             return
         except (FenceLost, VersionConflict) as exc:
@@ -243,21 +246,21 @@ class Scheduler:
 
     def _advance(
         self, plan: RevenuePlanV1, now: datetime, fence: Fence, summary: TickSummary
-    ) -> None:
+    ) -> RevenuePlanV1:
         status = plan.status
         if status == PlanStatus.APPROVED:
-            self._approved(plan, now, fence, summary)
-        elif status == PlanStatus.ACTIVE:
-            self._active(plan, now, fence, summary)
-        elif status == PlanStatus.PAUSED:
-            self._paused(plan, now, fence, summary)
-        else:  # DRAFT or terminal: nothing to do, ever; leave the due index
-            self._write(plan, now, fence, next_due=None)
-            raise _Stop
+            return self._approved(plan, now, fence, summary)
+        if status == PlanStatus.ACTIVE:
+            return self._active(plan, now, fence, summary)
+        if status == PlanStatus.PAUSED:
+            return self._paused(plan, now, fence, summary)
+        # DRAFT or terminal: nothing to do, ever; leave the due index
+        self._write(plan, now, fence, next_due=None)
+        raise _Stop
 
     def _approved(
         self, plan: RevenuePlanV1, now: datetime, fence: Fence, summary: TickSummary
-    ) -> None:
+    ) -> RevenuePlanV1:
         if now >= plan.expires_at:
             self._end(
                 plan,
@@ -274,10 +277,11 @@ class Scheduler:
         summary.add("activated" if result.activated else "activation_rejected")
         if not result.activated:
             raise _Stop
+        return result.plan
 
     def _paused(
         self, plan: RevenuePlanV1, now: datetime, fence: Fence, summary: TickSummary
-    ) -> None:
+    ) -> RevenuePlanV1:
         if now >= plan.expires_at:
             self._end(
                 plan,
@@ -292,15 +296,14 @@ class Scheduler:
             raise _Stop
         inflight = next((s for s in plan.steps if s.status == StepStatus.DISPATCHED), None)
         if inflight is not None:
-            self._reconcile(plan, inflight, now, fence, summary, [])
-            return
+            return self._reconcile(plan, inflight, now, fence, summary, [])
         self._write(plan, now, fence, next_due=self._next_due(plan, now))
         raise _Stop
 
     def _active(
         self, plan: RevenuePlanV1, now: datetime, fence: Fence, summary: TickSummary
-    ) -> None:
-        facts = self.runtime.facts(self.store, self.service.accounts, plan, now)
+    ) -> RevenuePlanV1:
+        facts = self.runtime.facts(self.store, self.service.accounts, plan, now, active_plans=False)
         outcome = self.runtime.evaluator.evaluate(plan, facts, now)
         notes: list[LedgerDraft] = []
         if outcome.errors:
@@ -333,8 +336,7 @@ class Scheduler:
             raise _Stop
         inflight = next((s for s in plan.steps if s.status == StepStatus.DISPATCHED), None)
         if inflight is not None:
-            self._reconcile(plan, inflight, now, fence, summary, notes)
-            return
+            return self._reconcile(plan, inflight, now, fence, summary, notes)
         # A step whose retries ran out while the plan was paused gets its adaptation now.
         for step in plan.steps:
             spec = self.runtime.steps.spec(plan, step)
@@ -343,8 +345,7 @@ class Scheduler:
                 and spec is not None
                 and step.attempts >= spec.retry.limit
             ):
-                self._adapt(plan, step, now, fence, summary, notes)
-                return
+                return self._adapt(plan, step, now, fence, summary, notes)
         for candidate in self.runtime.steps.ready(plan):
             step = plan.step(candidate.step_id)
             if step.due_at is None:
@@ -373,9 +374,8 @@ class Scheduler:
                     step_id=step.step_id,
                     evidence=pre.reason.as_dict() if pre.reason else {},
                 )
-                self._write(skipped, now, fence, entries=[*notes, entry], next_due=now)
                 summary.add("skipped")
-                return
+                return self._write(skipped, now, fence, entries=[*notes, entry], next_due=now)
             if pre.holds is None:
                 assert pre.reason is not None
                 plan = self._hold(plan, step, now, fence, pre.reason.message, notes, summary)
@@ -383,8 +383,7 @@ class Scheduler:
             if self.runtime.steps.needs_approval(plan, step):
                 summary.add("awaiting_approval")
                 continue
-            self._dispatch(plan, step, now, fence, summary, notes)
-            return
+            return self._dispatch(plan, step, now, fence, summary, notes)
         self._write(plan, now, fence, entries=notes, next_due=self._next_due(plan, now))
         raise _Stop
 
@@ -416,7 +415,7 @@ class Scheduler:
         fence: Fence,
         summary: TickSummary,
         notes: list[LedgerDraft],
-    ) -> None:
+    ) -> RevenuePlanV1:
         attempt_no = step.attempts + 1
         record = StepAttempt(
             tenant_id=plan.tenant_id,
@@ -459,7 +458,9 @@ class Scheduler:
         except ExecutorUnavailable as exc:
             self._unavailable(plan, plan.step(step.step_id), now, fence, summary, [], exc)
         self._crash("after_dispatch")
-        self._record(plan, plan.step(step.step_id), result, now, fence, summary, [])
+        return self._record(
+            plan, plan.step(step.step_id), result, now, fence, summary, [], record=record
+        )
 
     def _reconcile(
         self,
@@ -469,7 +470,7 @@ class Scheduler:
         fence: Fence,
         summary: TickSummary,
         notes: list[LedgerDraft],
-    ) -> None:
+    ) -> RevenuePlanV1:
         """An in-flight attempt: look its outcome up by key.
 
         An ACTIVE plan re-submits the **same** key when the service never saw it;
@@ -499,7 +500,7 @@ class Scheduler:
         except ExecutorUnavailable as exc:
             self._unavailable(plan, step, now, fence, summary, entries, exc)
         summary.add("reconciled")
-        self._record(plan, step, result, now, fence, summary, entries, how=how)
+        return self._record(plan, step, result, now, fence, summary, entries, how=how)
 
     def _unavailable(
         self,
@@ -543,8 +544,12 @@ class Scheduler:
         entries: list[LedgerDraft],
         *,
         how: str | None = None,
-    ) -> None:
-        """Write the outcome of the step's current attempt, fenced, in one transaction."""
+        record: StepAttempt | None = None,
+    ) -> RevenuePlanV1:
+        """Write the outcome of the step's current attempt, fenced, in one transaction.
+
+        ``record`` is the attempt record this worker just wrote (else it is read).
+        """
         attempt_no = step.attempts
         key = self._intent(plan, step, attempt_no).key
         if result.status in (ExecutionStatus.PENDING, ExecutionStatus.UNKNOWN):
@@ -554,7 +559,9 @@ class Scheduler:
             )
             raise _Stop
         try:
-            current = self.store.get_attempt(plan.tenant_id, plan.plan_id, step.step_id, attempt_no)
+            current = record or self.store.get_attempt(
+                plan.tenant_id, plan.plan_id, step.step_id, attempt_no
+            )
         except NotFound:  # defensive: the record is written before any dispatch
             current = StepAttempt(
                 tenant_id=plan.tenant_id,
@@ -597,9 +604,8 @@ class Scheduler:
             done = self._set_step(
                 plan, step, status=StepStatus.SUCCEEDED, completed_at=now, last_error=None
             )
-            self._write(done, now, fence, entries=entries, attempts=[attempt], next_due=now)
             summary.add("succeeded")
-            return
+            return self._write(done, now, fence, entries=entries, attempts=[attempt], next_due=now)
         summary.add("failed")
         spec = self.runtime.steps.spec(plan, step)
         limit = spec.retry.limit if spec else 1
@@ -620,7 +626,7 @@ class Scheduler:
                 attempt=attempt_no + 1,
                 evidence={"backoff_seconds": int(backoff.total_seconds()), "limit": limit},
             )
-            self._write(
+            return self._write(
                 failed,
                 now,
                 fence,
@@ -628,13 +634,14 @@ class Scheduler:
                 attempts=[attempt],
                 next_due=self._next_due(failed, now),
             )
-            return
         failed = self._set_step(plan, step, status=StepStatus.FAILED, last_error=error)
         if plan.status != PlanStatus.ACTIVE:
             self._exhausted_while_paused(
                 failed, failed.step(step.step_id), now, fence, summary, entries, attempt
             )
-        self._adapt(failed, failed.step(step.step_id), now, fence, summary, entries, [attempt])
+        return self._adapt(
+            failed, failed.step(step.step_id), now, fence, summary, entries, [attempt]
+        )
 
     def _exhausted_while_paused(
         self,
@@ -690,7 +697,7 @@ class Scheduler:
         summary: TickSummary,
         entries: list[LedgerDraft],
         attempts: list[StepAttempt] | None = None,
-    ) -> None:
+    ) -> RevenuePlanV1:
         """Retries exhausted: the plan type's rule applies -- skip, pause or abort, nothing else.
 
         ``pause`` leaves the step PENDING, so that resuming the plan (a person's
@@ -706,11 +713,10 @@ class Scheduler:
             entry = self._draft(
                 now, fence, LedgerEvent.SKIPPED, why, step_id=step.step_id, evidence=evidence
             )
-            self._write(
+            summary.add("adapt_skip")
+            return self._write(
                 skipped, now, fence, entries=[*entries, entry], attempts=attempts, next_due=now
             )
-            summary.add("adapt_skip")
-            return
         if rule == "abort":
             trigger, event = "adapt_abort", LedgerEvent.ABORTED
         else:
