@@ -87,7 +87,7 @@ def test_with_scheduler_the_poll_loop_activates_an_approved_plan(tmp_path: Path)
         tmp_path,
         store_url=f"sqlite:///{tmp_path / 'plans.db'}",
         accounts=tmp_path / "accounts",
-        extra_args=["--with-scheduler", "--interval", "0.2"],
+        extra_args=["--with-scheduler", "--interval", "0.2", "--executor", "memory"],
     )
     api = ApiClient(server.base_url, "t-poll")
     try:
@@ -115,6 +115,18 @@ def test_with_scheduler_the_poll_loop_activates_an_approved_plan(tmp_path: Path)
     # uvicorn shuts down gracefully, then re-raises SIGTERM: the poll loop stopped first.
     assert server.proc.returncode in (0, -signal.SIGTERM), server.log()
     assert "Traceback" not in server.log()
+
+
+def test_the_poll_loop_needs_an_executor(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PLANPOLICY_EXECUTOR_URL", raising=False)
+    status, err = _serve(
+        "--store", "memory://", "--with-scheduler",
+        secret=SECRET, monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert status == 2
+    assert "no action executor" in err
 
 
 @pytest.mark.parametrize("interval", ["0", "-1"])

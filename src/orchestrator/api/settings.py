@@ -14,8 +14,10 @@ variable                       meaning
 ``PLAN_API_JWT_ISSUER``        required ``iss`` claim (optional)
 ``PLAN_API_JWT_AUDIENCE``      required ``aud`` claim (optional)
 ``PLAN_API_AUTH``              ``jwt`` (default) or ``gateway`` (claims from API Gateway)
-``PLAN_API_POLICIES``          policy paths, separated by ``:`` (default ``policies:plan_types``)
-``PLAN_API_ACCOUNTS``          directory of account fact files (default ``accounts``)
+``PLAN_API_POLICIES``          policy paths, separated by ``os.pathsep`` (default ``policies``,
+                               ``plan_types``; falls back to ``PLANPOLICY_POLICIES``)
+``PLAN_API_ACCOUNTS``          directory of account fact files (default ``accounts``;
+                               falls back to ``PLANPOLICY_ACCOUNTS``)
 ``PLAN_API_IDEMPOTENCY_URL``   where Idempotency-Key results are kept (derived by default)
 ``PLAN_API_IDEMPOTENCY_INIT``  ``0`` to skip creating that table at start (it exists already)
 =============================  ==============================================
@@ -133,13 +135,15 @@ class ApiSettings:
                     f"cannot read ${JWT_SECRET_FILE_ENV} `{secret_file}`: {exc.strerror}"
                 ) from exc
         auth = overrides.pop("auth", None) or env.get("PLAN_API_AUTH", "jwt")
-        policies = env.get("PLAN_API_POLICIES")
+        policies = env.get("PLAN_API_POLICIES") or env.get("PLANPOLICY_POLICIES")
         values: dict[str, object] = {
             "store_url": env.get(STORE_URL_ENV, DEFAULT_STORE_URL),
-            "policy_paths": tuple(p for p in policies.split(":") if p)
+            "policy_paths": tuple(p for p in policies.split(os.pathsep) if p)
             if policies
             else ("policies", "plan_types"),
-            "accounts_dir": env.get("PLAN_API_ACCOUNTS", "accounts"),
+            "accounts_dir": env.get("PLAN_API_ACCOUNTS")
+            or env.get("PLANPOLICY_ACCOUNTS")
+            or "accounts",
             "auth": auth,
             "jwt_secret": secret,
             "jwt_issuer": env.get("PLAN_API_JWT_ISSUER") or None,

@@ -55,8 +55,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--with-scheduler",
         action="store_true",
-        help="also run the poll loop in this process (steps go to the in-process "
-        "stand-in of the execution service)",
+        help="also run the poll loop in this process (needs --executor)",
+    )
+    parser.add_argument(
+        "--executor",
+        metavar="URL",
+        help="the poll loop's action executor: the execution service's URL, or `memory` "
+        "for a local dry run (default: $PLANPOLICY_EXECUTOR_URL)",
     )
     parser.add_argument(
         "--interval",
@@ -103,11 +108,11 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from orchestrator.adapters.memory_executor import MemoryExecutor
     from orchestrator.api.app import create_app
     from orchestrator.api.context import build_context
     from orchestrator.api.poller import Poller
     from orchestrator.api.settings import ApiSettings, SettingsError
+    from orchestrator.wiring import WiringError, build_executor, default_worker_id
 
     try:
         settings = ApiSettings.from_env(
@@ -139,8 +144,16 @@ def run(args: argparse.Namespace) -> int:
         shown = f"[{host}]" if ":" in host else host
         print(f"serving the Plans API on http://{shown}:{port}/ (page: /ui/)", flush=True)
         if args.with_scheduler:
+            try:
+                executor = build_executor(args.executor, context.clock)
+            except WiringError as exc:
+                print(f"plan-orchestrator: error: {exc}", file=sys.stderr)
+                return 2
             poller = Poller(
-                context, MemoryExecutor(context.clock), interval=timedelta(seconds=args.interval)
+                context,
+                executor,
+                interval=timedelta(seconds=args.interval),
+                worker_id=default_worker_id(),
             )
             poller.start()
         # uvicorn re-raises SIGINT/SIGTERM once it has shut down, so the app's shutdown
