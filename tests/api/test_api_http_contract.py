@@ -244,3 +244,16 @@ def test_responses_carry_security_headers(api: ApiClient) -> None:
     page = api.http.get("/ui/")
     assert page.status_code == 200 and "<title>Active Plans" in page.text
     assert api.http.get("/", follow_redirects=False).headers["location"] == "ui/"
+
+
+def test_the_page_loads_nothing_from_outside(api: ApiClient) -> None:
+    from orchestrator.api.app import STATIC_DIR
+
+    files = sorted(p.name for p in STATIC_DIR.iterdir())
+    assert files == ["app.css", "app.js", "index.html"]
+    for name in files:
+        text = (STATIC_DIR / name).read_text(encoding="utf-8")
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
+        served = api.http.get(f"/ui/{name}")
+        assert served.status_code == 200 and served.text == text
+    assert "innerHTML" not in (STATIC_DIR / "app.js").read_text(encoding="utf-8")

@@ -14,8 +14,10 @@ ACTIVE plans through the API, then drives it from this process with
   entry; a resume also runs the policy gate.
 
 Each scenario runs ``--seconds`` after a short warm-up; figures are requests
-per second over the whole scenario and the p50/p99 of per-request latency.
-The load generator shares the machine's 2 cores with the server.
+per second over the whole scenario, the p50/p99 of per-request latency, and
+the server process's CPU time per request (from ``/proc``: the figure a busy
+machine disturbs least). The load generator shares the machine's 2 cores
+with the server.
 
     .venv/bin/python tools/bench/bench_api.py [--plans 64] [--clients 1,8] [--seconds 8]
 """
@@ -135,10 +137,22 @@ def seed(address: str, count: int) -> list[str]:
 Operation = Callable[[Connection, int], int]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(
-    address: str, operation: Operation, clients: int, seconds: float, warmup: float
+    address: str,
+    operation: Operation,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    server_pid: int,
 ) -> dict[str, float]:
-    """Drive ``operation`` from ``clients`` threads; requests/s and latency percentiles (ms)."""
+    """Drive ``operation`` from ``clients`` threads; requests/s, latency percentiles (ms)
+    and the server's CPU time per request (ms), which a busy machine disturbs least."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
     stop = threading.Event()
@@ -165,11 +179,13 @@ def run(
         thread.start()
     barrier.wait()
     time.sleep(warmup)
+    cpu_before = cpu_seconds(server_pid)
     measuring.set()
     began = time.perf_counter()
     time.sleep(seconds)
     measuring.clear()
     elapsed = time.perf_counter() - began
+    cpu = cpu_seconds(server_pid) - cpu_before
     stop.set()
     for thread in threads:
         thread.join()
@@ -180,6 +196,7 @@ def run(
         "rps": len(samples) / elapsed,
         "p50": q[49] * 1000,
         "p99": q[98] * 1000,
+        "cpu_ms": cpu * 1000 / max(1, len(samples)),
         "errors": sum(errors),
     }
 
@@ -219,11 +236,12 @@ def main() -> int:
             rows = []
             for name, operation in (("list", list_plans), ("get", get_plan), ("mutation", mutate)):
                 for clients in client_counts:
-                    figures = run(address, operation, clients, args.seconds, args.warmup)
+                    figures = run(address, operation, clients, args.seconds, args.warmup, proc.pid)
                     rows.append((name, clients, figures))
                     print(
                         f"{name:9s} clients={clients:2d}  {figures['rps']:8.1f} req/s  "
                         f"p50 {figures['p50']:7.2f} ms  p99 {figures['p99']:7.2f} ms  "
+                        f"server CPU {figures['cpu_ms']:5.2f} ms/req  "
                         f"({figures['requests']} requests, {figures['errors']} errors)",
                         flush=True,
                     )
@@ -241,12 +259,12 @@ def main() -> int:
         f"took {seeding:.1f} s."
     )
     print()
-    print("| scenario | clients | requests/s | p50 ms | p99 ms | errors |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| scenario | clients | requests/s | p50 ms | p99 ms | server CPU ms/request | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, clients, f in rows:
         print(
             f"| {name} | {clients} | {f['rps']:,.0f} | {f['p50']:.1f} | {f['p99']:.1f} | "
-            f"{f['errors']} |"
+            f"{f['cpu_ms']:.2f} | {f['errors']} |"
         )
     errors = sum(int(f["errors"]) for _, _, f in rows)
     return 1 if errors else 0

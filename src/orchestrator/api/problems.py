@@ -311,7 +311,7 @@ def problem_for(exc: BaseException, *, if_match_sent: bool = False) -> ApiProble
             slug, str(exc), {"trigger": exc.trigger, "reasons": reasons_json(exc.reasons)}
         )
     if isinstance(exc, NotFound):
-        what = "step" if "step" in exc.message.split(" ", 1)[0] else "plan"
+        what = "step" if exc.message.startswith("step ") else "plan"
         return ApiProblem("not-found", f"{what} `{exc.plan_id}` not found")
     if isinstance(exc, VersionConflict):
         extensions: dict[str, Any] = {}

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Final, Literal
@@ -116,10 +116,6 @@ class ApiSettings:
     def resolved_idempotency_url(self) -> str:
         """The configured idempotency URL, or the one derived from the store URL."""
         return self.idempotency_url or default_idempotency_url(self.store_url)
-
-    def with_overrides(self, **changes: object) -> ApiSettings:
-        """A copy with some fields replaced (``None`` values are ignored)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ApiSettings:
