@@ -286,7 +286,7 @@ td.t{white-space:nowrap;color:#475569}
 class _Chart:
     """An SVG timeline: one row per plan, one row per step under it (for small scenarios)."""
 
-    LEFT = 250
+    LEFT = 280
     WIDTH = 1180
     TOP = 46
     PLAN_H = 24
@@ -541,7 +541,7 @@ def _timeline_table(scenario: Scenario, items: Sequence[TimelineItem]) -> str:
             f"<td>{escape(item.plan_id or item.account_id or '')}</td><td>{escape(item.event)}</td>"
             f"<td>{escape(item.actor or '')}</td><td>{escape(item.reason)}</td></tr>"
         )
-    open_attr = " open" if len(rows) <= 400 else ""
+    open_attr = ' open="open"' if len(rows) <= 400 else ""
     return (
         f'<details{open_attr}><summary><h2 style="display:inline">Timeline</h2> '
         f"({len(rows):,} events)</summary><table><thead><tr><th>when</th><th>UTC</th>"
@@ -718,7 +718,7 @@ def _histogram(days: Sequence[float], horizon: int) -> str:
     for value in days:
         buckets[min(int(value // 7), len(buckets) - 1)] += 1
     peak = max(buckets)
-    width, height = 760, 140
+    width, height = 1180, 140
     bar = width / len(buckets)
     rects = []
     for index, count in enumerate(buckets):
@@ -733,7 +733,7 @@ def _histogram(days: Sequence[float], horizon: int) -> str:
                 f'<text x="{index * bar + bar / 2:.1f}" y="{height - 3}" font-size="10" text-anchor="middle" fill="#64748b">{index * 7}</text>'
             )
     return (
-        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'<svg viewBox="0 0 {width} {height}" width="100%" height="{height}" '
         f'role="img" aria-label="days to end">{"".join(rects)}</svg>'
     )
 
@@ -779,7 +779,7 @@ def _item_text(scenario: Scenario, item: TimelineItem | None) -> str:
 def _divergence_lines(scenario: Scenario, div: Divergence) -> list[str]:
     when = scenario.when(div.at) if div.at else "-"
     return [
-        f"  {div.plan_id}: first differs at {when} (ledger entry {div.index + 1})",
+        f"  {div.plan_id}: first differs at {when} (event {div.index + 1} of its course)",
         f"    policies: {_item_text(scenario, div.left)}",
         f"    other:    {_item_text(scenario, div.right)}",
         f"    ends:     {div.left_end}  vs  {div.right_end}",

@@ -625,11 +625,11 @@ def monte_carlo(
 
 @dataclass(frozen=True)
 class Divergence:
-    """Where one plan's course first differs between two policy versions."""
+    """Where one plan's course (its ledger and refused commands) first differs under two bundles."""
 
     plan_id: str
     at: datetime | None
-    index: int  # position in the plan's ledger
+    index: int  # position in the plan's course (ledger entries and refused commands)
     left: TimelineItem | None
     right: TimelineItem | None
     left_end: str
@@ -659,15 +659,22 @@ def compare(
     left: PolicyBundle,
     right: PolicyBundle,
     options: SimOptions | None = None,
+    *,
+    right_scenario: Scenario | None = None,
 ) -> CompareResult:
-    """Run ``scenario`` under both bundles (same seed) and find where each plan diverges."""
+    """Run the scenario under both bundles (same seed) and find where each plan diverges.
+
+    ``right_scenario`` is the scenario resolved against ``right`` (plans proposed
+    with ``plan_type`` are written for each bundle's plan type version; plans
+    from files are the same under both); by default ``scenario`` is used.
+    """
     options = options or SimOptions()
     a = run(scenario, left, options)
-    b = run(scenario, right, options)
+    b = run(right_scenario or scenario, right, options)
     divergences = []
     for plan_a, plan_b in zip(a.plans, b.plans, strict=True):
-        lines_a = [i for i in a.timeline if i.kind == "ledger" and i.plan_id == plan_a.plan_id]
-        lines_b = [i for i in b.timeline if i.kind == "ledger" and i.plan_id == plan_b.plan_id]
+        lines_a = [i for i in a.timeline if i.kind != "facts" and i.plan_id == plan_a.plan_id]
+        lines_b = [i for i in b.timeline if i.kind != "facts" and i.plan_id == plan_b.plan_id]
         for index in range(max(len(lines_a), len(lines_b))):
             one = lines_a[index] if index < len(lines_a) else None
             two = lines_b[index] if index < len(lines_b) else None

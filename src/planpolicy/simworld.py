@@ -28,7 +28,7 @@ whose result is known in advance and accounts for them exactly:
   falls due before the look; or one step in flight whose outcome the
   scripted executor will report only later.
 * A sleeping plan wakes, and is processed for real, at the first poll of its
-  own cadence (``since + k * period``) at or after the earliest of: a change
+  own cadence at or after the earliest of: a change
   of its account's facts, a step falling due, the in-flight outcome's time,
   expiry. A person's command or any other write wakes it at once.
 * Each skipped look would have taken a lease and written the plan once: the
@@ -37,10 +37,13 @@ whose result is known in advance and accounts for them exactly:
   attempts and plan records therefore equal a real loop's, byte for byte
   (``--exact`` runs every look, and the tests compare both).
 
+A plan looked at on tick ``T`` is due again at ``T + period``, which a loop
+ticking every ``tick`` reaches at ``T + step`` with ``step = ceil(period /
+tick) * tick``: its idle looks fall at ``since + k * step``, in closed form.
+
 The predicate checks the scheduler's own result (``next_due_at`` must be what
 its rule gives); anything else keeps the plan awake, so a change in the
-scheduler makes the simulation slower, never different. Skipping needs the
-tick to divide both periods; otherwise every look runs.
+scheduler makes the simulation slower, never different.
 
 This module imports :mod:`orchestrator` at import time: the engine imports it
 only inside :mod:`planpolicy.simulate`, when a simulation runs.
@@ -207,23 +210,23 @@ class _Sleep:
 
     since: datetime  # time of the write that put it to sleep (a tick)
     period: timedelta  # its polling cadence: recheck or pending poll
+    step: timedelta  # ticks between two looks: the period rounded up to whole ticks
     wake_at: datetime  # the tick at which it is processed for real again
-    wake_due: datetime  # next_due_at a real store holds at that tick
     bound: datetime | None  # recheck: the earlier next_due_at (a step due, expiry)
-    bucket: tuple[timedelta, timedelta]  # (period, phase) for the per-tick count
+    bucket: tuple[timedelta, timedelta]  # (step, phase) for the per-tick count
 
     def looks(self, until: datetime, *, inclusive: bool) -> int:
         """Idle looks since ``since``: polls before ``until`` (or at it) and before ``wake_at``."""
         if inclusive:
-            before_until = (until - self.since) // self.period
+            before_until = (until - self.since) // self.step
         else:
-            before_until = -((self.since - until) // self.period) - 1
-        before_wake = -((self.since - self.wake_at) // self.period) - 1
+            before_until = -((self.since - until) // self.step) - 1
+        before_wake = -((self.since - self.wake_at) // self.step) - 1
         return max(0, min(before_until, before_wake))
 
     def state_after(self, looks: int) -> tuple[datetime, datetime]:
         """(updated_at, next_due_at) of the plan after ``looks`` idle looks (``looks`` > 0)."""
-        last = self.since + looks * self.period
+        last = self.since + looks * self.step
         due = last + self.period
         if self.bound is not None:
             due = min(due, self.bound)
@@ -279,8 +282,7 @@ class SkippingStore:
         self.max_plans_per_tick = max_plans_per_tick
         self.next_change = next_change
         self.pending_until = pending_until
-        self.elide_recheck = elide and recheck % tick == timedelta(0)
-        self.elide_pending = elide and pending_poll % tick == timedelta(0)
+        self.elide = elide
         self.skipped = 0
         self._tracks: dict[tuple[str, str], _Track] = {}
         self._heap: list[tuple[datetime, str, str, int]] = []
@@ -320,7 +322,7 @@ class SkippingStore:
 
     def due_plans(self, now: datetime, *, limit: int = 100) -> list[PlanRef]:
         """See :meth:`orchestrator.ports.PlanStore.due_plans` (sleeping plans are left out)."""
-        if not (self.elide_recheck or self.elide_pending):
+        if not self.elide:
             return self.inner.due_plans(now, limit=limit)
         tracks = self._pop_due(now)
         for track in tracks:
@@ -339,8 +341,8 @@ class SkippingStore:
         """Wake plans whose idle look falls at ``now`` if a real tick could not look at all."""
         buckets = [
             keys
-            for (period, phase), keys in self._buckets.items()
-            if keys and (now - self.start) % period == phase
+            for (step, phase), keys in self._buckets.items()
+            if keys and (now - self.start) % step == phase
         ]
         if awake + sum(len(keys) for keys in buckets) <= self.max_plans_per_tick:
             return []
@@ -349,24 +351,19 @@ class SkippingStore:
         for key in members:
             track = self._tracks[key]
             if track.sleep is not None:
-                self._wake(track, now, processed=True, due=now)
+                self._wake(track, now, processed=True)
                 track.token += 1  # its entry at `wake_at` no longer counts
                 woken.append(track)
         return woken
 
-    def _wake(
-        self, track: _Track, at: datetime, *, processed: bool, due: datetime | None = None
-    ) -> None:
-        """End ``track``'s sleep at ``at``: count its idle looks, overlay their effect."""
+    def _wake(self, track: _Track, at: datetime, *, processed: bool) -> None:
+        """End ``track``'s sleep at ``at``: count its idle looks before ``at``, overlay them.
+
+        ``track.due`` becomes the ``next_due_at`` a real store holds at ``at``.
+        """
         sleep = track.sleep
         assert sleep is not None
-        looks = sleep.looks(at, inclusive=False)
-        self._count(track, sleep, looks)
-        if processed:
-            track.due = due or sleep.wake_due
-            if track.overlay is None:
-                track.overlay = {}
-            track.overlay["next_due_at"] = track.due
+        self._count(track, sleep, sleep.looks(at, inclusive=False))
         self._forget(track)
 
     def _count(self, track: _Track, sleep: _Sleep, looks: int) -> None:
@@ -407,10 +404,15 @@ class SkippingStore:
             self._quiet_types[plan_type] = known
         return known
 
-    def _chain(self, since: datetime, period: timedelta, at: datetime) -> datetime:
-        """The first poll ``since + k * period`` (k >= 1) at or after ``at``."""
-        looks = max(1, -((since - at) // period))
-        return since + looks * period
+    def _step(self, period: timedelta) -> timedelta:
+        """Ticks between two looks of a plan polled every ``period``."""
+        return -((-period) // self.tick) * self.tick
+
+    @staticmethod
+    def _chain(since: datetime, step: timedelta, at: datetime) -> datetime:
+        """The first look ``since + k * step`` (k >= 1) at or after ``at``."""
+        looks = max(1, -((since - at) // step))
+        return since + looks * step
 
     def _settle(self, track: _Track, plan: RevenuePlanV1, entries: Sequence[LedgerDraft]) -> None:
         """After a write: index the plan, asleep if its next looks are idle."""
@@ -423,9 +425,11 @@ class SkippingStore:
         on_grid = (since - self.start) % self.tick == timedelta(0)
         inflight = [s for s in plan.steps if s.status == StepStatus.DISPATCHED]
         sleep = None
-        if on_grid and not inflight and plan.status == PlanStatus.ACTIVE and self.elide_recheck:
+        if not (on_grid and self.elide):
+            pass
+        elif not inflight and plan.status == PlanStatus.ACTIVE:
             sleep = self._recheck_sleep(track, plan, since)
-        elif on_grid and len(inflight) == 1 and self.elide_pending:
+        elif len(inflight) == 1:
             sleep = self._pending_sleep(
                 track, plan, since, inflight[0].step_id, inflight[0].attempts
             )
@@ -437,32 +441,30 @@ class SkippingStore:
     def _recheck_sleep(self, track: _Track, plan: RevenuePlanV1, since: datetime) -> _Sleep | None:
         if not self._quiet(plan.plan_type):
             return None
-        steps = self.runtime.steps
+        planner = self.runtime.steps
         bound = plan.expires_at
-        for step in plan.steps:
-            spec = steps.spec(plan, step)
+        for item in plan.steps:
+            spec = planner.spec(plan, item)
             if (
-                step.status == StepStatus.FAILED
+                item.status == StepStatus.FAILED
                 and spec is not None
-                and step.attempts >= spec.retry.limit
+                and item.attempts >= spec.retry.limit
             ):
                 return None
-        for step in steps.ready(plan):
-            if step.due_at is not None and step.due_at > since:
-                bound = min(bound, step.due_at)
+        for item in planner.ready(plan):
+            if item.due_at is not None and item.due_at > since:
+                bound = min(bound, item.due_at)
         period = self.recheck
-        if plan.next_due_at != min(since + period, bound) or bound <= since + period:
+        if plan.next_due_at != min(since + period, bound):
             return None
-        wake_due = bound
+        step = self._step(period)
         wake_at = ceil_to_grid(bound, self.start, self.tick)
         change = self.next_change(plan.tenant_id, plan.account_id, since)
         if change is not None:
-            poll = self._chain(since, period, change)
-            if poll < wake_at:
-                wake_at = wake_due = poll
-        return _Sleep(
-            since, period, wake_at, wake_due, bound, (period, (since - self.start) % period)
-        )
+            wake_at = min(wake_at, self._chain(since, step, change))
+        if wake_at <= since + step:
+            return None
+        return _Sleep(since, period, step, wake_at, bound, (step, (since - self.start) % step))
 
     def _pending_sleep(
         self, track: _Track, plan: RevenuePlanV1, since: datetime, step_id: uuid.UUID, attempt: int
@@ -482,12 +484,11 @@ class SkippingStore:
             change = self.next_change(plan.tenant_id, plan.account_id, since)
             if change is not None:
                 triggers.append(change)
-        wake_at = min(self._chain(since, period, t) for t in triggers)
-        if wake_at <= since + period:
+        step = self._step(period)
+        wake_at = min(self._chain(since, step, t) for t in triggers)
+        if wake_at <= since + step:
             return None
-        return _Sleep(
-            since, period, wake_at, wake_at, None, (period, (since - self.start) % period)
-        )
+        return _Sleep(since, period, step, wake_at, None, (step, (since - self.start) % step))
 
     # -- reads and writes, as a real store would show them -----------------------------
 

@@ -147,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
             other = load_policies(NAME, args.compare_policies)
             if other is None:
                 return EXIT_FAIL
-            compared = compare(scenario, bundle, other, options)
+            try:
+                other_scenario = load_scenario(path, other)
+            except ScenarioError as exc:
+                sys.stderr.write(format_text(exc.diagnostics, files=1))
+                return _usage(f"the scenario `{path}` does not fit the other policies")
+            compared = compare(scenario, bundle, other, options, right_scenario=other_scenario)
             text = _render(
                 args.format,
                 compared,
