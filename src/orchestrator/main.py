@@ -1,8 +1,11 @@
 """``plan-orchestrator``: the orchestrator's command line.
 
 Exit status: 0 success; 1 the command ran and found problems (e.g. a tampered
-ledger); 2 usage error or bad store URL; 3 store error (missing database or
-tables, plan not found, backend unavailable).
+ledger, a plan a tick could not process); 2 usage error or bad store URL; 3
+store error (missing database or tables, plan not found, backend unavailable);
+4 refused by policy (invalid transition, authority or gate guard, activation
+rejected); 5 conflict (the plan changed meanwhile, or another plan holds the
+activation guard). See :mod:`orchestrator.commands.runtime`.
 """
 
 from __future__ import annotations
