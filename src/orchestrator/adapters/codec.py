@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from orchestrator.errors import CorruptRecord, InvalidCursor, InvalidUpdate
 from orchestrator.ledger import MAX_ENTRIES_PER_WRITE, LedgerDraft, LedgerEntry
@@ -31,7 +32,6 @@ __all__ = [
     "check_stored_identity",
     "check_update_args",
     "checked_attempt",
-    "checked_plan",
     "decode_cursor",
     "encode_cursor",
     "entry_from_json",
@@ -40,6 +40,7 @@ __all__ = [
     "parse_time_key",
     "plan_from_json",
     "plan_to_json",
+    "stored_form",
     "time_key",
 ]
 
@@ -96,22 +97,23 @@ def check_limit(limit: int) -> None:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
 
 
-def checked_plan(plan: RevenuePlanV1, *, version: int) -> RevenuePlanV1:
-    """The plan re-validated at ``version``, as it will be stored.
+def stored_form(plan: RevenuePlanV1, *, version: int) -> tuple[RevenuePlanV1, str]:
+    """The plan at ``version`` as it will be stored: re-validated, and its JSON.
 
     ``model_copy(update=...)`` skips validation, so a caller can hold a plan with
     wrong field types; the store refuses those instead of storing them.
     """
-    data = plan.model_dump(warnings=False)
-    data["version"] = version
     try:
-        return RevenuePlanV1.model_validate(data)
+        doc = plan.model_copy(update={"version": version}).model_dump_json(warnings=False)
+        return RevenuePlanV1.model_validate_json(doc), doc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise InvalidUpdate(
             f"plan `{plan.plan_id}` is not valid: `{where}`: {first['msg'].lower()}"
         ) from exc
+    except PydanticSerializationError as exc:
+        raise InvalidUpdate(f"plan `{plan.plan_id}` cannot be serialised: {exc}") from exc
 
 
 def checked_attempt(attempt: StepAttempt, *, fence: int) -> StepAttempt:

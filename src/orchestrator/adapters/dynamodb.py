@@ -196,12 +196,12 @@ def _due_shard(tenant_id: str, plan_id: str) -> str:
     return f"DUE#{digest[0] % DUE_SHARDS}"
 
 
-def _content_attrs(plan: RevenuePlanV1) -> dict[str, Any]:
+def _content_attrs(plan: RevenuePlanV1, doc: str) -> dict[str, Any]:
     """Attributes that follow the plan's content (all but the due index keys)."""
     return {
         "status": _s(plan.status),
         "version": _n(plan.version),
-        "doc": _s(codec.plan_to_json(plan)),
+        "doc": _s(doc),
         "gsi_list": _s(codec.list_key(plan)),
     }
 
@@ -343,7 +343,7 @@ class DynamoDBStore:
     def create_plan(self, plan: RevenuePlanV1, entries: Sequence[LedgerDraft]) -> RevenuePlanV1:
         """See :meth:`orchestrator.ports.PlanStore.create_plan` (one transaction)."""
         codec.check_entries(entries, at_least=1)
-        stored = codec.checked_plan(plan, version=1)
+        stored, doc = codec.stored_form(plan, version=1)
         chained = chain_entries(plan.tenant_id, plan.plan_id, LedgerHead(), entries, plan_version=1)
         item: dict[str, Any] = {
             **_plan_key(plan.tenant_id, plan.plan_id),
@@ -358,7 +358,7 @@ class DynamoDBStore:
             "fence": _n(0),
             # the shard never changes; the plan is in the due index while gsi_due exists
             "gsi_due_shard": _s(_due_shard(plan.tenant_id, plan.plan_id)),
-            **_content_attrs(stored),
+            **_content_attrs(stored, doc),
         }
         due = _due_key(stored)
         if due is not None:
@@ -479,7 +479,7 @@ class DynamoDBStore:
         )
         tenant_id, plan_id = plan.tenant_id, plan.plan_id
         new_version = expected_version + 1
-        stored = codec.checked_plan(plan, version=new_version)
+        stored, doc = codec.stored_form(plan, version=new_version)
         for _ in range(_RETRIES):
             state = self._state(tenant_id, plan_id)
             codec.check_stored_identity(plan_id, state.account_id, state.plan_type, plan)
@@ -497,6 +497,7 @@ class DynamoDBStore:
             items = [
                 self._plan_update(
                     stored,
+                    doc,
                     head=head if chained else None,
                     holds_guard=holds if holds != state.holds_guard else None,
                     expected=expected_version,
@@ -911,6 +912,7 @@ class DynamoDBStore:
     def _plan_update(
         self,
         plan: RevenuePlanV1,
+        doc: str,
         *,
         head: LedgerHead | None,
         holds_guard: bool | None,
@@ -922,7 +924,7 @@ class DynamoDBStore:
         The condition checks the version (and fence) only: a concurrent ledger
         append shows up as a ledger put colliding on its seq.
         """
-        attrs = _content_attrs(plan)
+        attrs = _content_attrs(plan, doc)
         if head is not None:
             attrs["ledger_head"] = _head_attr(head)
         if holds_guard is not None:

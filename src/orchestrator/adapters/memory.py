@@ -76,7 +76,7 @@ class MemoryStore:
     def create_plan(self, plan: RevenuePlanV1, entries: Sequence[LedgerDraft]) -> RevenuePlanV1:
         """See :meth:`orchestrator.ports.PlanStore.create_plan`."""
         codec.check_entries(entries, at_least=1)
-        stored = codec.checked_plan(plan, version=1)
+        stored, _ = codec.stored_form(plan, version=1)
         key = (plan.tenant_id, plan.plan_id)
         with self._lock:
             if key in self._state.plans:
@@ -157,7 +157,7 @@ class MemoryStore:
                     raise NotFound(plan.tenant_id, attempt.idempotency_key, "attempt")
             # every check passed: apply all of it
             new_version = expected_version + 1
-            stored = codec.checked_plan(plan, version=new_version)
+            stored, _ = codec.stored_form(plan, version=new_version)
             chained = chain_entries(*key, row.head, entries, plan_version=new_version)
             head = LedgerHead(chained[-1].seq, chained[-1].hash) if chained else row.head
             holds = row.holds_guard

@@ -180,7 +180,7 @@ class SqliteStore:
     def create_plan(self, plan: RevenuePlanV1, entries: Sequence[LedgerDraft]) -> RevenuePlanV1:
         """See :meth:`orchestrator.ports.PlanStore.create_plan`."""
         codec.check_entries(entries, at_least=1)
-        stored = codec.checked_plan(plan, version=1)
+        stored, doc = codec.stored_form(plan, version=1)
         chained = chain_entries(plan.tenant_id, plan.plan_id, LedgerHead(), entries, plan_version=1)
         with self._write() as conn:
             try:
@@ -198,7 +198,7 @@ class SqliteStore:
                         _due_key(stored),
                         chained[-1].seq,
                         chained[-1].hash,
-                        codec.plan_to_json(stored),
+                        doc,
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -266,16 +266,17 @@ class SqliteStore:
         )
         tenant_id, plan_id = plan.tenant_id, plan.plan_id
         new_version = expected_version + 1
-        stored = codec.checked_plan(plan, version=new_version)
+        stored, doc = codec.stored_form(plan, version=new_version)
         with self._write() as conn:
             row = conn.execute(
-                """SELECT version, account_id, plan_type, ledger_seq, ledger_hash, holds_guard
+                """SELECT version, account_id, plan_type, ledger_seq, ledger_hash, holds_guard,
+                          list_key, next_due_key
                    FROM plans WHERE tenant_id = ? AND plan_id = ?""",
                 (tenant_id, plan_id),
             ).fetchone()
             if row is None:
                 raise NotFound(tenant_id, plan_id)
-            version, account_id, plan_type, seq, head_hash, holds_guard = row
+            version, account_id, plan_type, seq, head_hash, holds_guard, *indexed = row
             codec.check_stored_identity(plan_id, account_id, plan_type, plan)
             if fence is not None:
                 self._check_fence(conn, fence)
@@ -314,23 +315,21 @@ class SqliteStore:
                     guard,
                 )
                 holds = False
+            changes: dict[str, object] = {
+                "version": new_version,
+                "ledger_seq": head.seq,
+                "ledger_hash": head.hash,
+                "holds_guard": int(holds),
+                "doc": doc,
+            }
+            # rewrite index entries only when their keys move (most updates keep them)
+            list_key, due_key = codec.list_key(stored), _due_key(stored)
+            if [list_key, due_key] != indexed:
+                changes.update(status=stored.status, list_key=list_key, next_due_key=due_key)
+            assignments = ", ".join(f"{column} = ?" for column in changes)
             conn.execute(
-                """UPDATE plans SET status = ?, list_key = ?, next_due_key = ?, version = ?,
-                       ledger_seq = ?, ledger_hash = ?, holds_guard = ?, doc = ?
-                   WHERE tenant_id = ? AND plan_id = ? AND version = ?""",
-                (
-                    stored.status,
-                    codec.list_key(stored),
-                    _due_key(stored),
-                    new_version,
-                    head.seq,
-                    head.hash,
-                    int(holds),
-                    codec.plan_to_json(stored),
-                    tenant_id,
-                    plan_id,
-                    expected_version,
-                ),
+                f"UPDATE plans SET {assignments} WHERE tenant_id = ? AND plan_id = ? AND version = ?",
+                (*changes.values(), tenant_id, plan_id, expected_version),
             )
             if self._test_pause:
                 sys.stderr.write(f"{TEST_PAUSE_ENV}: paused inside the transaction\n")
