@@ -210,7 +210,7 @@ def stage_load(state: CompileState) -> None:
     try:
         paths = discover(state.paths)
     except FileNotFoundError as exc:
-        state.sink.error("PP108", f"no such file or directory `{exc.args[0] if exc.args else exc}`")
+        state.sink.error("PP108", f"no such file or directory `{exc.filename or exc}`")
         return
     results = None
     if state.jobs > 1 and len(paths) >= PARALLEL_MIN_FILES:

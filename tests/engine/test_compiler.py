@@ -238,7 +238,9 @@ def test_invalid_context_extension(tree: PolicyTree) -> None:
 
 def test_missing_path_is_a_diagnostic(tmp_path: object) -> None:
     diags = list(compile_bundle(["/nonexistent/policies"]).diagnostics)
-    assert codes(diags) == ["PP108"]
+    assert [(d.code, d.message) for d in diags] == [
+        ("PP108", "no such file or directory `/nonexistent/policies`")
+    ]
 
 
 def test_parallel_reading_gives_the_same_report(
