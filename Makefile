@@ -10,7 +10,7 @@ TSTAMP := $(VENV)/.installed-test
 .PHONY: demo test lint typecheck unit schemas bench clean help synth lambda-deps
 
 help:
-	@echo "make demo   - create the venv, install, run the demo on the bundled policies"
+	@echo "make demo   - create the venv, install, lint the bundled policies and simulate a renewal plan"
 	@echo "make test   - install test extras, run ruff, mypy --strict, and the whole test suite"
 	@echo "make bench  - run the benchmarks under tools/bench"
 	@echo "make synth  - write the AWS CloudFormation template to cdk.out/ (no AWS credentials)"
@@ -27,7 +27,7 @@ $(TSTAMP): $(STAMP) pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/planpolicy lint policies plan_types
-	$(BIN)/planpolicy bundle policies plan_types
+	$(BIN)/planpolicy simulate examples/scenarios/renewal_saved.yaml
 
 lint: $(TSTAMP)
 	$(BIN)/ruff check src tests tools infra

@@ -290,6 +290,7 @@ class SkippingStore:
         self._quiet_types: dict[str, bool] = {}
         self._checked_at: datetime | None = None
         self._attempt_fences: dict[tuple[str, str, str, int], int] = {}
+        self._attempts: dict[tuple[str, str], set[tuple[uuid.UUID, int]]] = {}
 
     # -- the due index -----------------------------------------------------------------
 
@@ -632,6 +633,9 @@ class SkippingStore:
         inner = self._unfence(fence, self._track(attempt.tenant_id, attempt.plan_id))
         assert inner is not None
         fresh = self.inner.put_attempt(attempt, inner)
+        self._attempts.setdefault((attempt.tenant_id, attempt.plan_id), set()).add(
+            (attempt.step_id, attempt.attempt)
+        )
         if fresh:
             self._attempt_fences[_attempt_key(attempt)] = fence.token
         return fresh
@@ -657,8 +661,9 @@ class SkippingStore:
         return self._attempt_view(stored)
 
     def list_attempts(self, tenant_id: str, plan_id: str) -> list[StepAttempt]:
-        """See :meth:`orchestrator.ports.PlanStore.list_attempts`."""
-        return [self._attempt_view(a) for a in self.inner.list_attempts(tenant_id, plan_id)]
+        """See :meth:`orchestrator.ports.PlanStore.list_attempts` (by key, not by a scan)."""
+        keys = sorted(self._attempts.get((tenant_id, plan_id), ()), key=lambda k: (str(k[0]), k[1]))
+        return [self.get_attempt(tenant_id, plan_id, step_id, n) for step_id, n in keys]
 
     def ledger(self, tenant_id: str, plan_id: str) -> list[LedgerEntry]:
         """See :meth:`orchestrator.ports.PlanStore.ledger` (versions and hashes as a real loop's)."""
