@@ -384,6 +384,7 @@ class FactChange:
     location: Location | None = None
 
     def describe(self) -> str:
+        """``signals.open_p1_tickets = 2, ...`` for reports."""
         return ", ".join(f"{'.'.join(path)} = {_show(value)}" for path, value in self.values)
 
 
@@ -411,6 +412,7 @@ class ScriptOutcome:
     then: str = "succeed"
 
     def describe(self) -> str:
+        """``fail (no answer)``, ``pending for 3d, then succeed``."""
         if self.kind == "pending":
             return f"pending for {format_duration(self.pending_for)}, then {self.then}"
         return self.kind + (f" ({self.error})" if self.error else "")
@@ -429,6 +431,7 @@ class ScriptRule:
 
     @property
     def specificity(self) -> int:
+        """Higher for rules that name the plan (2) and the attempt (1): the most specific wins."""
         return (2 if self.plan_id is not None else 0) + (1 if self.attempt is not None else 0)
 
 
@@ -476,6 +479,7 @@ class Scenario:
 
     @property
     def horizon(self) -> timedelta:
+        """How long the scenario runs."""
         return self.end - self.start
 
     def when(self, at: datetime) -> str:

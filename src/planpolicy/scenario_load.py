@@ -146,9 +146,11 @@ class _Resolver:
         self.by_entry: dict[int, list[str]] = {}
 
     def at(self, *path: str | int) -> Location:
+        """Location of ``spec.<path>`` in the file."""
         return self.doc.location(("spec", *path))
 
     def error(self, code: str, message: str, *path: str | int, hint: str | None = None) -> None:
+        """Report an error at ``spec.<path>``."""
         self.sink.error(code, message, self.at(*path), hint=hint)
 
     def unknown(self, message: str, name: str, known: Iterable[str], *path: str | int) -> None:
@@ -158,6 +160,7 @@ class _Resolver:
     # -- entry point --------------------------------------------------------------
 
     def resolve(self) -> Scenario | None:
+        """The resolved scenario (problems go to the sink; ``None`` when it cannot be built)."""
         spec = self.spec
         try:
             self.start = parse_instant(spec.start)

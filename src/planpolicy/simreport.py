@@ -303,10 +303,12 @@ class _Chart:
         self.with_steps = len(plans) <= 25
 
     def x(self, at: datetime) -> float:
+        """The horizontal position of a time (clamped to the horizon)."""
         frac = (at - self.scenario.start).total_seconds() / self.span
         return round(self.LEFT + max(0.0, min(1.0, frac)) * (self.WIDTH - self.LEFT), 1)
 
     def render(self) -> str:
+        """The chart as an inline ``<svg>`` element."""
         body: list[str] = []
         y = self.TOP
         shown = self.plans[:200]
@@ -697,6 +699,7 @@ def monte_carlo_data(result: MonteCarloResult) -> dict[str, Any]:
 
 
 def monte_carlo_json(result: MonteCarloResult) -> str:
+    """Monte Carlo results as JSON text."""
     return json.dumps(monte_carlo_data(result), indent=2) + "\n"
 
 
@@ -845,6 +848,7 @@ def compare_data(result: CompareResult) -> dict[str, Any]:
 
 
 def compare_json(result: CompareResult) -> str:
+    """A comparison as JSON text, both full traces included."""
     return json.dumps(compare_data(result), indent=2) + "\n"
 
 

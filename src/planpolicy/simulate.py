@@ -90,6 +90,7 @@ class SimOptions:
 
     @property
     def seed_key(self) -> str:
+        """The seed of this run's draws: ``seed/run``."""
         return f"{self.seed}/{self.run}"
 
 
@@ -108,6 +109,7 @@ class TimelineItem:
     attempt: int | None = None
 
     def as_dict(self, start: datetime) -> dict[str, Any]:
+        """JSON data, with the time also as ``day N HH:MM`` from ``start``."""
         return {
             "time": self.time.isoformat(),
             "day": describe_time(start, self.time),
@@ -153,10 +155,12 @@ class PlanResult:
     attempts: tuple[Mapping[str, Any], ...]
 
     def step(self, action_type: str) -> StepResult | None:
+        """The first step of this action type."""
         return next((s for s in self.steps if s.action_type == action_type), None)
 
     @property
     def ended(self) -> bool:
+        """In a terminal state at the horizon."""
         return self.status in TERMINAL
 
 
@@ -211,9 +215,11 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
+        """Every expectation held."""
         return all(r.passed for r in self.expectations)
 
     def plan(self, plan_id: str) -> PlanResult:
+        """The plan with this id."""
         return next(p for p in self.plans if p.plan_id == plan_id)
 
 
@@ -534,6 +540,7 @@ class PlanDistribution:
     days_to_end: tuple[float, ...]  # for the runs in which it ended, sorted
 
     def quantile(self, q: float) -> float | None:
+        """The ``q`` quantile of the days to end (nearest rank), ``None`` if it never ended."""
         if not self.days_to_end:
             return None
         index = min(len(self.days_to_end) - 1, max(0, round(q * (len(self.days_to_end) - 1))))
@@ -541,6 +548,7 @@ class PlanDistribution:
 
     @property
     def median(self) -> float | None:
+        """The median days to end, ``None`` if it never ended."""
         return statistics.median(self.days_to_end) if self.days_to_end else None
 
 
@@ -561,6 +569,7 @@ class MonteCarloResult:
 
     @property
     def ok(self) -> bool:
+        """Every expectation held in every run."""
         return all(held == self.runs for _exp, held in self.expectations)
 
 
@@ -646,6 +655,7 @@ class CompareResult:
 
     @property
     def ok(self) -> bool:
+        """The expectations held under the first policies."""
         return self.left.ok
 
 

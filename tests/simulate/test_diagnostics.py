@@ -12,7 +12,7 @@ from planpolicy.cli import main
 from planpolicy.diagnostics import Diagnostic
 from planpolicy.scenario import ScenarioError, load_scenario
 
-from .conftest import ACME, POLICY_PATHS
+from .conftest import ACME, POLICY_PATHS, REPO
 
 Write = Callable[[str], Path]
 
@@ -184,3 +184,42 @@ def test_cli_usage_errors(write_scenario: Write, capsys: pytest.CaptureFixture[s
     assert main(["simulate", str(path), "--runs", "0"]) == 2
     assert main(["simulate", "no-such-file.yaml"]) == 2
     assert "no such scenario file `no-such-file.yaml`" in capsys.readouterr().err
+
+
+def test_plan_sources_and_time_forms(write_scenario: Write, bundle: PolicyBundle) -> None:
+    plan_file = REPO / "examples" / "plans" / "renewal_defense_eligible.yaml"
+    text = ACME + (
+        f"    - {{file: {plan_file}, id: from-file, account: acme, at: {{day: 1, hour: 6}}}}\n"
+        "    - id: inline\n"
+        "      at: 2026-01-07T12:00:00+02:00\n"
+        "      plan:\n"
+        "        {tenant_id: x, account_id: acme, plan_type: RENEWAL_DEFENSE, plan_type_version: 1,\n"
+        "         owner: alice, created_by: alice, created_at: 2026-01-01T00:00:00Z,\n"
+        "         updated_at: 2026-01-01T00:00:00Z, expires_at: 2026-03-01T00:00:00Z,\n"
+        "         steps: [{action_type: PREP_RENEWAL_BRIEF}]}\n"
+        "    - {plan_type: RENEWAL_DEFENSE, accounts: [acme, globex], at: day 2 07:30}\n"
+    )
+    scenario = load_scenario(write_scenario(text), bundle)
+    by_id = {p.plan.plan_id: p for p in scenario.plans}
+    assert list(by_id) == [
+        "rd-acme",
+        "from-file",
+        "inline",
+        "renewal-defense-acme",
+        "renewal-defense-globex",
+    ]
+    assert scenario.when(by_id["from-file"].at) == "day 1 06:00"
+    assert scenario.when(by_id["inline"].at) == "day 2 10:00"
+    assert scenario.when(by_id["renewal-defense-globex"].at) == "day 2 07:30"
+    assert {p.plan.tenant_id for p in scenario.plans} == {"sim"}
+    assert by_id["from-file"].plan.steps[0].step_id.hex.startswith("0b6f6f2e")  # from the file
+    proposed = by_id["renewal-defense-acme"].plan
+    assert [s.action_type for s in proposed.steps] == [
+        "PREP_RENEWAL_BRIEF",
+        "REQUEST_RENEWAL_MEETING",
+        "ESCALATE_SUPPORT_RISK",
+    ]
+    assert [s.human_touch for s in proposed.steps] == [False, False, True]
+    again = load_scenario(write_scenario(text), bundle)
+    assert [s.step_id for s in again.plans[3].plan.steps] == [s.step_id for s in proposed.steps]
+    assert [d.code for d in scenario.warnings] == ["PP706"]  # globex has no facts

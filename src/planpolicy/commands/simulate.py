@@ -24,6 +24,7 @@ HELP = "dry-run plans over virtual time with the production engine (timeline, JS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The verb's options."""
     parser.add_argument("scenario", metavar="SCENARIO", help="scenario file (kind: Scenario)")
     add_policies_option(parser)
     parser.add_argument(
@@ -96,12 +97,14 @@ class ProgressBar:
         self.stream.flush()
 
     def close(self) -> None:
+        """Erase the bar's line."""
         if self._drawn >= 0:
             self.stream.write("\r" + " " * (len(self.label) + self.width + 20) + "\r")
             self.stream.flush()
 
 
 def run(args: argparse.Namespace) -> int:
+    """Load the policies and the scenario, simulate, report; the exit code."""
     from planpolicy import simreport
     from planpolicy.lint.formats import format_text
     from planpolicy.scenario import ScenarioError, load_scenario, parse_duration
