@@ -301,6 +301,12 @@ class _Chart:
         self.timeline = timeline
         self.span = max(scenario.horizon.total_seconds(), 1.0)
         self.with_steps = len(plans) <= 25
+        facts = [item for item in timeline if item.kind == "facts"]
+        # Many changes: mark each on its own account's plans instead of across the chart.
+        self.facts_per_row = len(facts) > 12
+        self.facts_by_account: dict[str, list[TimelineItem]] = {}
+        for item in facts:
+            self.facts_by_account.setdefault(item.account_id or "", []).append(item)
 
     def x(self, at: datetime) -> float:
         """The horizontal position of a time (clamped to the horizon)."""
@@ -346,6 +352,8 @@ class _Chart:
         return "".join(out)
 
     def _facts(self, height: int) -> str:
+        if self.facts_per_row:
+            return ""
         out = []
         number = 0
         for item in self.timeline:
@@ -417,6 +425,15 @@ class _Chart:
                 marks.append(
                     f'<g><title>{tip}</title><path d="M{x - 6} {y - 1} h12 l-6 8 z" fill="#fff" '
                     'stroke="#dc2626" stroke-width="1.5"/></g>'
+                )
+        if self.facts_per_row:
+            for item in self.facts_by_account.get(plan.account_id, []):
+                x = self.x(item.time)
+                tip = escape(f"{scenario.when(item.time)} {item.account_id}: {item.reason}")
+                marks.insert(  # under the plan's own marks
+                    0,
+                    f'<g><title>{tip}</title><circle cx="{x}" cy="{y + 12}" r="3.5" '
+                    'fill="#7c3aed" stroke="#fff"/></g>',
                 )
         body.extend(marks)
         y += self.PLAN_H
@@ -557,6 +574,17 @@ def _fact_list(scenario: Scenario, items: Sequence[TimelineItem]) -> str:
     facts = [i for i in items if i.kind == "facts"]
     if not facts:
         return ""
+    if len(facts) > 12:
+        rows = "".join(
+            f"<li>{escape(scenario.when(i.time))} <code>{escape(i.account_id or '')}</code>: "
+            f"{escape(i.reason)}</li>"
+            for i in facts
+        )
+        return (
+            f'<details><summary><h2 style="display:inline">Fact changes</h2> ({len(facts):,}, '
+            "marked on each plan of the account)</summary>"
+            f'<ul style="list-style:none;padding-left:0">{rows}</ul></details>'
+        )
     lis = "".join(
         f"<li><b>{n}</b> {escape(scenario.when(i.time))} <code>{escape(i.account_id or '')}</code>: {escape(i.reason)}</li>"
         for n, i in enumerate(facts, start=1)

@@ -167,3 +167,10 @@ def test_progress_bar_on_request(capsys: pytest.CaptureFixture[str]) -> None:
     assert "\rrenewal_saved [" in captured.err
     assert "100%" in captured.err
     json.loads(captured.out)
+
+
+def test_a_busy_page_marks_fact_changes_on_each_plan(bundle: PolicyBundle) -> None:
+    scenario = load_scenario(Path(__file__).parent / "scenarios" / "busy_week.yaml", bundle)
+    page = run_html(run(scenario, bundle))
+    _check_page(page)
+    assert page.count('stroke-dasharray="3 3"') == 4  # few changes: a line across the chart
