@@ -586,11 +586,6 @@ def step_uuid(tenant: str, plan_id: str, index: int, action_type: str) -> uuid.U
     )
 
 
-def day_number(start: datetime, at: datetime) -> float:
-    """Days (fractional) from ``start`` to ``at``."""
-    return (at - start).total_seconds() / 86400
-
-
 def ceil_to_grid(at: datetime, start: datetime, tick: timedelta) -> datetime:
     """The first tick time ``start + k * tick`` (k >= 0) at or after ``at``."""
     if at <= start:

@@ -15,8 +15,9 @@ simulation ticks only at the tick times (``start + k * tick``) where some plan
 is due, and applies people's commands and new plans at their own times in
 between, so its cost grows with events, not with ticks; idle polls are
 skipped as :mod:`planpolicy.simworld` explains. The ledgers equal a real poll
-loop's at the same interval (``tests/simulate`` checks it against a loop that
-ticks every interval over SQLite).
+loop's at the same interval, byte for byte (``tests/simulate`` checks it
+against the ``plan-orchestrator tick --now`` command over SQLite and against
+a loop that ticks at every interval).
 
 This module imports :mod:`orchestrator` lazily, inside the functions that run
 a simulation, so that the engine does not depend on the service to load.
@@ -39,7 +40,6 @@ from planpolicy.scenario import (
     ScenarioPlan,
     ceil_to_grid,
     describe_time,
-    format_duration,
 )
 
 if TYPE_CHECKING:
@@ -703,8 +703,3 @@ def compare(
                 )
                 break
     return CompareResult(a, b, tuple(divergences))
-
-
-def tick_text(tick: timedelta) -> str:
-    """``5m`` for five minutes."""
-    return format_duration(tick)

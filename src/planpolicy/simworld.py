@@ -65,7 +65,7 @@ from orchestrator.adapters.memory import MemoryStore
 from orchestrator.adapters.memory_executor import MemoryExecutor, Outcome
 from orchestrator.clock import Clock
 from orchestrator.execution import ActionIntent, idempotency_key
-from orchestrator.ledger import GENESIS_HASH, LedgerDraft, LedgerEntry, LedgerHead, entry_hash
+from orchestrator.ledger import GENESIS_HASH, LedgerDraft, LedgerEntry, entry_hash
 from orchestrator.policy import PolicyRuntime
 from orchestrator.records import Fence, Page, PlanRef, StepAttempt
 from planpolicy.plan import PlanStatus, RevenuePlanV1, StepStatus
@@ -685,11 +685,6 @@ class SkippingStore:
             prev = moved.hash
         return out
 
-    def ledger_head(self, tenant_id: str, plan_id: str) -> LedgerHead:
-        """The head of the plan's ledger as :meth:`ledger` shows it."""
-        entries = self.ledger(tenant_id, plan_id)
-        return LedgerHead(entries[-1].seq, entries[-1].hash) if entries else LedgerHead()
-
     def append_ledger(
         self,
         tenant_id: str,
@@ -719,10 +714,6 @@ class SkippingStore:
     def scan_plans(self) -> Iterator[PlanRef]:
         """Every plan, as its due index sees it."""
         return iter(PlanRef(t.tenant_id, t.plan_id, t.due) for t in self._tracks.values())
-
-    def plan_ids(self) -> list[tuple[str, str]]:
-        """(tenant, plan id) of every plan, in creation order."""
-        return list(self._tracks)
 
 
 def _attempt_key(attempt: StepAttempt) -> tuple[str, str, str, int]:
