@@ -18,7 +18,6 @@ from pydantic import BaseModel, ValidationError
 from planpolicy.diagnostics import DiagnosticSink
 from planpolicy.documents import API_VERSION, DOCUMENT_MODELS
 from planpolicy.loader import SourceDocument
-from planpolicy.schemagen import document_schema
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -47,6 +46,8 @@ class TypedDocument:
 @cache
 def _validator(kind: str) -> Draft202012Validator:
     from jsonschema import Draft202012Validator
+
+    from planpolicy.schemagen import document_schema
 
     return Draft202012Validator(document_schema(kind))
 

@@ -16,8 +16,6 @@ from pydantic import BaseModel
 from planpolicy.context import base_context_schema
 from planpolicy.documents import DOCUMENT_MODELS
 from planpolicy.plan import RevenuePlanV1
-from planpolicy.scenario import ScenarioFile
-from planpolicy.testing.spec import PolicyTestFile
 
 __all__ = [
     "SCHEMA_DIALECT",
@@ -52,6 +50,10 @@ def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 @cache
 def _generated() -> dict[str, str]:
+    # Imported here: validating policy documents must not load every file format.
+    from planpolicy.scenario import ScenarioFile
+    from planpolicy.testing.spec import PolicyTestFile
+
     files: dict[str, dict[str, Any]] = {}
     for kind, model in DOCUMENT_MODELS.items():
         name = schema_file_for_kind(kind)
