@@ -157,12 +157,6 @@ API_ACCESS: Final = {
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
-            # The API's cold start calls the idempotency store's init(), whose
-            # CreateTable must answer "already exists" (ResourceInUse): without
-            # this grant it answers AccessDenied and the function cannot start.
-            # The table exists (this stack) and is deletion-protected; drop the
-            # grant once the API skips init() on Lambda.
-            "dynamodb:CreateTable",
         )
     ),
 }
@@ -275,6 +269,8 @@ class PlanPolicyStack(Stack):
                 "PLAN_API_AUTH": "gateway",
                 "PLAN_API_POLICIES": ":".join(BUNDLE_DIRS),
                 "PLAN_API_IDEMPOTENCY_URL": store_url,
+                # The table is this stack's; the function never creates tables.
+                "PLAN_API_IDEMPOTENCY_INIT": "0",
             },
         )
         self._schedule()

@@ -7,9 +7,9 @@ Anything in a definition that this mapping does not understand (a local
 secondary index, a stream, provisioned capacity) stops the synthesis instead
 of being dropped, so the two can never silently drift apart.
 
-The Plans API's ``Idempotency-Key`` table has no shared definition function
-yet (its adapter creates it inline); :func:`idempotency_definition` restates it,
-and tests/deploy proves that the adapter's ``init`` creates the same table.
+The Plans API's ``Idempotency-Key`` table comes from
+:func:`orchestrator.api.idempotency_dynamodb.table_definition`, the same
+definition its adapter's ``init`` creates; tests/deploy checks both.
 """
 
 from __future__ import annotations
@@ -43,15 +43,13 @@ _KNOWN = {
 
 
 def idempotency_definition(prefix: str) -> dict[str, Any]:
-    """``CreateTable`` arguments of the Plans API's idempotency table (TTL on ``ttl``)."""
-    from orchestrator.api.idempotency_dynamodb import TABLE
+    """``CreateTable`` arguments of the Plans API's idempotency table (TTL on ``ttl``).
 
-    return {
-        "TableName": f"{prefix}{TABLE}",
-        "BillingMode": "PAY_PER_REQUEST",
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-    }
+    The adapter's own definition, the one its ``init()`` creates.
+    """
+    from orchestrator.api.idempotency_dynamodb import table_definition
+
+    return table_definition(prefix)
 
 
 def index_names(definition: dict[str, Any]) -> list[str]:

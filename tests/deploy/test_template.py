@@ -64,6 +64,33 @@ def test_no_role_may_update_or_delete_ledger_items(synthesized: Synthesized, fun
         assert not allowed(identity, resource, request), f"{function} may {action} the ledger"
 
 
+@pytest.mark.parametrize("function", ["PollFunction", "ApiFunction"])
+def test_no_function_may_create_change_or_drop_tables(
+    synthesized: Synthesized, function: str
+) -> None:
+    actions = {
+        str(action)
+        for statement in _dynamodb_statements(synthesized, function)
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    }
+    control_plane = {
+        "dynamodb:CreateTable",
+        "dynamodb:DeleteTable",
+        "dynamodb:UpdateTable",
+        "dynamodb:*",
+    }
+    assert actions and not actions & control_plane
+
+
+def test_the_api_function_does_not_create_its_idempotency_table_at_start(
+    synthesized: Synthesized,
+) -> None:
+    _, resource = synthesized.resource("AWS::Lambda::Function", "ApiFunction")
+    assert resource["Properties"]["Environment"]["Variables"]["PLAN_API_IDEMPOTENCY_INIT"] == "0"
+
+
 def test_the_ledger_table_denies_updates_and_deletes_to_everyone(synthesized: Synthesized) -> None:
     _, ledger = synthesized.resource("AWS::DynamoDB::Table", "LedgerTable")
     statements = ledger["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
