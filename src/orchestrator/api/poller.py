@@ -15,6 +15,7 @@ from datetime import timedelta
 from orchestrator.api.context import ApiContext
 from orchestrator.execution import ActionExecutor
 from orchestrator.scheduler import Scheduler, SchedulerSettings
+from orchestrator.wiring import default_worker_id
 
 __all__ = ["Poller"]
 
@@ -30,13 +31,17 @@ class Poller:
         executor: ActionExecutor,
         *,
         interval: timedelta,
-        worker_id: str = "api-poller",
+        worker_id: str | None = None,
     ) -> None:
         if interval <= timedelta(0):
             raise ValueError("the poll interval must be positive")
         self._context = context
+        # A worker id unique to this process: leases name their holder, and two
+        # API servers polling one store must not look like the same worker.
         self._scheduler = Scheduler(
-            context.service, executor, SchedulerSettings(worker_id=worker_id)
+            context.service,
+            executor,
+            SchedulerSettings(worker_id=worker_id or f"api-poller:{default_worker_id()}"),
         )
         self._interval = interval.total_seconds()
         self._stop = threading.Event()
@@ -55,7 +60,9 @@ class Poller:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                summary = self._scheduler.tick(self._context.clock.now())
+                summary = self._scheduler.tick(
+                    self._context.clock.now(), should_stop=self._stop.is_set
+                )
             except Exception:
                 log.exception("scheduler tick failed; the next tick reconciles")
             else:
