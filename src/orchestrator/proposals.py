@@ -188,19 +188,17 @@ class ProposalService:
         audit = result.audit
         if result.drafted and result.plan is not None:
             why = audit.rationale or "no rationale given"
+            # The DRAFT and its audit entry are one durable write.
             stored = self.plans.create(
                 result.plan,
                 actor,
                 f"proposed by `{audit.proposer}` (proposal `{audit.proposal_id}`): {why}",
+                also=lambda now: [
+                    runtime.draft(
+                        now, actor.user_id, LedgerEvent.PROPOSAL, why, evidence=result.evidence()
+                    )
+                ],
             )
-            entry = runtime.draft(
-                stored.created_at,
-                actor.user_id,
-                LedgerEvent.PROPOSAL,
-                why,
-                evidence=result.evidence(),
-            )
-            self.plans.store.append_ledger(stored.tenant_id, stored.plan_id, [entry])
             return StoredProposal(result, plan=stored)
         reason = "; ".join(r.message for r in result.reasons) or "proposal rejected"
         draft = runtime.draft(

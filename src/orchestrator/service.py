@@ -11,7 +11,7 @@ raises :class:`~planpolicy.InvalidTransition`; a refused guard raises
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -99,8 +99,19 @@ class PlanService:
 
     # --- commands ----------------------------------------------------------
 
-    def create(self, plan: RevenuePlanV1, actor: Actor, reason: str = "") -> RevenuePlanV1:
-        """Store ``plan`` as a new DRAFT (status, approvals and progress are reset)."""
+    def create(
+        self,
+        plan: RevenuePlanV1,
+        actor: Actor,
+        reason: str = "",
+        *,
+        also: Callable[[datetime], Sequence[LedgerDraft]] | None = None,
+    ) -> RevenuePlanV1:
+        """Store ``plan`` as a new DRAFT (status, approvals and progress are reset).
+
+        ``also(now)`` may add ledger entries written in the same durable
+        operation (the proposal generator records its audit entry this way).
+        """
         now = self.clock.now()
         steps = [
             s.model_copy(
@@ -142,7 +153,7 @@ class PlanService:
             reason or "plan proposed",
             evidence={"plan_type": plan.plan_type, "steps": [s.action_type for s in steps]},
         )
-        return self.store.create_plan(draft, [entry])
+        return self.store.create_plan(draft, [entry, *(also(now) if also else ())])
 
     def approve(
         self,

@@ -23,6 +23,11 @@ from planpolicy.proposers.rules import RulesProposer
 def test_a_draft_is_stored_with_its_audit_entry(bundle: PolicyBundle) -> None:
     request = request_for("acme")
     s = Services(bundle, request)
+
+    def no_second_write(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the DRAFT and its audit entry must be one write")
+
+    s.store.append_ledger = no_second_write  # type: ignore[method-assign]
     outcome = s.proposals.propose(request, RulesProposer())
     assert outcome.plan is not None and outcome.rejection is None
     [stored] = s.plans("northwind")
