@@ -12,6 +12,9 @@ entries of existing plans (``append_ledger`` of an unknown plan is
   :meth:`JsonlRejectionLog.verify`. For a SQLite store it lives next to the
   database file (:func:`rejection_log_for`).
 - :class:`MemoryRejectionLog` -- the same, in memory (tests, ``memory://``).
+- :class:`~orchestrator.adapters.dynamodb_rejections.DynamoDBRejectionLog` --
+  for a ``dynamodb://`` store: the store's ledger table, one hash chain per
+  tenant, written only with conditional ``PutItem``.
 
 Records are :class:`RejectionRecord` values: a ledger entry (event
 ``proposal_rejected``) with the tenant, the account and the proposal id in
@@ -207,7 +210,10 @@ def rejection_log_for(store_url: str, path: str | None = None) -> RejectionLog:
 
     ``path`` (or ``$PLANPOLICY_REJECTION_LOG``) wins; otherwise a SQLite store
     ``sqlite:///dir/plans.db`` keeps its log in ``dir/plans.db.rejections.jsonl``,
-    a ``memory://`` store keeps it in memory, and any other store keeps it in
+    a DynamoDB store ``dynamodb://PREFIX?region=...`` keeps it in its ledger
+    table ``PREFIX`` + ``plan-ledger`` (partitions ``REJ#{tenant}``, see
+    :mod:`orchestrator.adapters.dynamodb_rejections`), a ``memory://`` store
+    keeps it in memory, and any other store keeps it in
     ``./proposal-rejections.jsonl``.
     """
     chosen = path or os.environ.get(REJECTION_LOG_ENV)
@@ -217,6 +223,12 @@ def rejection_log_for(store_url: str, path: str | None = None) -> RejectionLog:
     scheme = parts.scheme.lower()
     if scheme == "memory":
         return MemoryRejectionLog()
+    if scheme == "dynamodb":
+        from orchestrator.adapters.dynamodb_rejections import DynamoDBRejectionLog
+        from orchestrator.stores import dynamodb_target
+
+        prefix, region = dynamodb_target(store_url)
+        return DynamoDBRejectionLog(prefix, region=region)
     if scheme == "sqlite":
         db = unquote(parts.path)[1:]
         if db:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from orchestrator.errors import InvalidStoreUrl
 from orchestrator.ports import ManagedStore
 
-__all__ = ["DEFAULT_STORE_URL", "STORE_URL_ENV", "open_store"]
+__all__ = ["DEFAULT_STORE_URL", "STORE_URL_ENV", "dynamodb_target", "open_store"]
 
 DEFAULT_STORE_URL: Final = "sqlite:///./planstore.db"
 STORE_URL_ENV: Final = "PLANSTORE_URL"
@@ -44,6 +44,26 @@ def _options(query: str, allowed: set[str], url: str) -> dict[str, str]:
             f"(allowed: {', '.join(sorted(allowed)) or 'none'})"
         )
     return {key: values[-1] for key, values in parsed.items()}
+
+
+def dynamodb_target(url: str) -> tuple[str, str | None]:
+    """The table prefix and region (``None``: the environment's) of a ``dynamodb://`` URL.
+
+    ``InvalidStoreUrl`` if the URL is not a valid DynamoDB store URL.
+    """
+    parts = urlsplit(url)
+    prefix = unquote(parts.netloc)
+    if (
+        parts.scheme.lower() != "dynamodb"
+        or parts.path not in ("", "/")
+        or not _PREFIX.match(prefix)
+    ):
+        raise InvalidStoreUrl(
+            f"store URL `{url}`: expected `dynamodb://TABLE_PREFIX?region=...` with a "
+            "prefix of letters, digits, `_`, `-` and `.`"
+        )
+    options = _options(parts.query, {"region"}, url)
+    return prefix, options.get("region") or None
 
 
 def open_store(url: str = DEFAULT_STORE_URL) -> ManagedStore:
@@ -78,14 +98,8 @@ def open_store(url: str = DEFAULT_STORE_URL) -> ManagedStore:
     if scheme == "dynamodb":
         from orchestrator.adapters.dynamodb import DynamoDBStore
 
-        prefix = unquote(parts.netloc)
-        if parts.path not in ("", "/") or not _PREFIX.match(prefix):
-            raise InvalidStoreUrl(
-                f"store URL `{url}`: expected `dynamodb://TABLE_PREFIX?region=...` with a "
-                "prefix of letters, digits, `_`, `-` and `.`"
-            )
-        options = _options(parts.query, {"region"}, url)
-        return DynamoDBStore(prefix, region=options.get("region") or None)
+        prefix, region = dynamodb_target(url)
+        return DynamoDBStore(prefix, region=region)
     if scheme == "memory":
         from orchestrator.adapters.memory import MemoryStore
 

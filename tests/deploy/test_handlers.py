@@ -322,6 +322,33 @@ def test_the_handlers_run_with_the_template_environment_and_grants(
         if call["operation"] == "TransactWriteItems"
         for item in call["params"]["TransactItems"]
     )
+
+    # a rejected proposal goes to the ledger table (partition `REJ#tenant`), not the task root
+    rejected, listed_rejections = api.invoke(
+        task_root,
+        tables,
+        [
+            http_event(
+                synthesized,
+                "POST",
+                "/v1/proposals",
+                user="ae1",
+                roles=("account_executive",),
+                body={"account_id": "unknown-co"},
+                headers={"idempotency-key": "propose-1"},
+            ),
+            http_event(synthesized, "GET", "/v1/proposals/rejected", **director),
+        ],
+    )
+    assert rejected["statusCode"] == 200, rejected["body"] + api.stderr[-3000:]
+    assert _json(rejected)["outcome"] == "rejected" and _json(rejected)["rejection_seq"] == 1
+    assert listed_rejections["statusCode"] == 200, listed_rejections["body"]
+    assert [r["account_id"] for r in _json(listed_rejections)["items"]] == ["unknown-co"]
+    assert not list(task_root.rglob("*rejections.jsonl"))
+    assert any(
+        call["operation"] == "PutItem" and call["params"]["Item"]["pk"]["S"].startswith("REJ#")
+        for call in api.calls
+    )
     api.assert_calls_permitted()
     assert {"TransactWriteItems", "Query", "GetItem"} <= {c["operation"] for c in api.calls}
 

@@ -158,7 +158,6 @@ def test_the_memory_log_chains_too() -> None:
     [
         ("sqlite:///data/plans.db", "data/plans.db.rejections.jsonl"),
         ("sqlite:////var/plans.db", "/var/plans.db.rejections.jsonl"),
-        ("dynamodb://prod-?region=eu-west-1", "proposal-rejections.jsonl"),
     ],
 )
 def test_where_the_rejection_log_lives(
