@@ -258,21 +258,19 @@ class Scheduler:
         self._write(plan, now, fence, next_due=None)
         raise _Stop
 
+    def _expire(
+        self, plan: RevenuePlanV1, now: datetime, fence: Fence, summary: TickSummary, why: str
+    ) -> NoReturn:
+        """End a plan that reached ``expires_at`` outside ACTIVE (the evaluator covers ACTIVE)."""
+        self._end(plan, now, fence, "expire", LedgerEvent.EXPIRED, "expired", why)
+        summary.add("expired")
+        raise _Stop
+
     def _approved(
         self, plan: RevenuePlanV1, now: datetime, fence: Fence, summary: TickSummary
     ) -> RevenuePlanV1:
         if now >= plan.expires_at:
-            self._end(
-                plan,
-                now,
-                fence,
-                "expire",
-                LedgerEvent.EXPIRED,
-                "expired",
-                "expires_at reached before activation",
-            )
-            summary.add("expired")
-            raise _Stop
+            self._expire(plan, now, fence, summary, "expires_at reached before activation")
         result = self.service.activate_plan(plan, ORCHESTRATOR, fence=fence, now=now)
         summary.add("activated" if result.activated else "activation_rejected")
         if not result.activated:
@@ -283,17 +281,7 @@ class Scheduler:
         self, plan: RevenuePlanV1, now: datetime, fence: Fence, summary: TickSummary
     ) -> RevenuePlanV1:
         if now >= plan.expires_at:
-            self._end(
-                plan,
-                now,
-                fence,
-                "expire",
-                LedgerEvent.EXPIRED,
-                "expired",
-                "expires_at reached while paused",
-            )
-            summary.add("expired")
-            raise _Stop
+            self._expire(plan, now, fence, summary, "expires_at reached while paused")
         inflight = next((s for s in plan.steps if s.status == StepStatus.DISPATCHED), None)
         if inflight is not None:
             return self._reconcile(plan, inflight, now, fence, summary, [])
