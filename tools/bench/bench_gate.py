@@ -44,6 +44,8 @@ from planpolicy.plan import RevenuePlanV1  # noqa: E402
 
 EXAMPLES = REPO / "examples" / "plans"
 DOC = REPO / "docs" / "benchmarks.md"
+from benchdoc import write_section  # noqa: E402
+
 SECTION = "## Policy gate"
 TARGET_US = 100.0
 
@@ -393,23 +395,6 @@ def report(rounds: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the "## Policy gate" section of docs/benchmarks.md."""
-    existing = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    lines = existing.splitlines()
-    if SECTION in lines:
-        start = lines.index(SECTION)
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        lines[start:end] = [*text.rstrip("\n").splitlines(), ""]
-        new = "\n".join(lines).rstrip("\n") + "\n"
-    else:
-        new = existing.rstrip("\n") + "\n\n" + text
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(new, encoding="utf-8")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000)
@@ -418,7 +403,7 @@ def main() -> int:
     text = report(args.rounds)
     sys.stdout.write(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text, DOC)
         print(f"wrote the `{SECTION[3:]}` section of {DOC.relative_to(REPO)}")
     return 0
 

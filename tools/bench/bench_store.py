@@ -45,6 +45,8 @@ from planpolicy.plan import PlanStep, RevenuePlanV1
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "benchmarks.md"
+from benchdoc import write_section  # noqa: E402
+
 SECTION = "## Plan store"
 MOTO = REPO / "tests" / "support" / "serial_moto.py"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -327,23 +329,6 @@ def report(
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the "## Plan store" section of docs/benchmarks.md."""
-    existing = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    lines = existing.splitlines()
-    try:
-        start = lines.index(SECTION)
-    except ValueError:
-        body = existing.rstrip("\n") + "\n\n" + text
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        body = "\n".join([*lines[:start], *text.rstrip("\n").splitlines(), "", *lines[end:]])
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(body.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run both benchmarks, print the section, record it."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -356,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(sqlite_rows, dynamo_rows, args.ops, args.batches)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text, DOC)
         print(f"(recorded in {DOC.relative_to(REPO)})")
     return 0
 

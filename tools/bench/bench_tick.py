@@ -63,6 +63,8 @@ from orchestrator.service import PlanService  # noqa: E402
 from planpolicy import PlanStep, RevenuePlanV1, StepStatus, load_bundle  # noqa: E402
 
 DOC = REPO / "docs" / "benchmarks.md"
+from benchdoc import write_section  # noqa: E402
+
 SECTION = "## Orchestrator tick"
 POLICIES = [str(REPO / "policies"), str(REPO / "plan_types")]
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -394,22 +396,6 @@ def report(args: argparse.Namespace, populate_s: float, runs: dict[str, dict[str
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
-    existing = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    lines = existing.splitlines()
-    try:
-        start = lines.index(SECTION)
-    except ValueError:
-        body = existing.rstrip("\n") + "\n\n" + text
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        body = "\n".join([*lines[:start], *text.rstrip("\n").splitlines(), "", *lines[end:]])
-    DOC.write_text(body.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Populate, measure every mode, print and record the section."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -444,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(args, populate_s, runs)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text, DOC)
         print(f"(recorded in {DOC.relative_to(REPO)})")
     return 0
 
