@@ -1,15 +1,19 @@
 """Compile-once CEL with a type checker over the declared evaluation context.
 
-This is the only module that imports cel-python (``celpy``) and lark. Policy
+With :mod:`planpolicy.celprogram`, this is the only module that imports
+cel-python (``celpy``) and lark. Policy
 expressions are parsed once, when a bundle loads, by a :class:`CelEnvironment`;
 because cel-python has no type checker, the parse tree is walked here and every
 sub-expression is given a :class:`~planpolicy.celtypes.CelType` derived from the
 context's JSON Schema. Problems come back as :class:`CelProblem` values (never
 exceptions) with positions relative to the expression text.
 
-Evaluation uses cel-python's interpreted runner (the transpiling runner is not
-thread-safe). Contexts are converted to CEL values once per plan with
-:func:`make_activation` and shared by every rule. Evaluation errors are rebuilt
+Evaluation runs each checked expression as Python closures built once by
+:mod:`planpolicy.celprogram`, which call cel-python's own operators on its value
+types, so results match cel-python's interpreter (kept for the few constructs
+the closures do not cover; cel-python's transpiling runner is not thread-safe).
+Contexts are converted to CEL values once per plan with :func:`make_activation`
+(or :func:`to_cel` per value) and shared by every rule. Evaluation errors are rebuilt
 from the error's kind and the expression text only: cel-python's own messages
 can embed the whole activation, which is customer data.
 """
@@ -36,6 +40,7 @@ from celpy.celparser import CELParseError, CELParser
 from celpy.evaluation import CELEvalError, celbytes, celstr
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
+from planpolicy.celprogram import Program, Unsupported, compile_program
 from planpolicy.celtypes import (
     BOOL,
     BYTES,
@@ -89,8 +94,11 @@ __all__ = [
     "ListType",
     "MapType",
     "ObjectType",
+    "activation_of",
+    "cel_map",
     "clear_compile_cache",
     "make_activation",
+    "to_cel",
     "types_from_schema",
 ]
 
@@ -117,6 +125,8 @@ _CACHE_LIMIT: Final = 8192
 _IDENT_RE: Final = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*\Z")
 _DURATION_PART_RE: Final = re.compile(r"([0-9]*(?:\.[0-9]*)?)([a-z]+)")
 _UTC: Final = dt.UTC
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -175,11 +185,23 @@ class CompiledExpr:
     paths: frozenset[tuple[str, ...]]
     is_constant: bool
     _runner: Any = field(repr=False, compare=False)
+    _program: Program | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def compiled(self) -> bool:
+        """True when evaluation runs compiled closures, not cel-python's tree interpreter."""
+        return self._program is not None
 
     def evaluate(self, activation: Activation) -> EvalResult:
         """Evaluate against ``activation``; CEL errors come back as ``EvalResult.error``."""
         try:
-            value = self._runner.evaluate(activation._values)
+            program = self._program
+            if program is None:
+                value = self._runner.evaluate(activation._values)
+            else:
+                value = program(activation._values)
+                if isinstance(value, CELEvalError):
+                    raise value
             return EvalResult(_to_plain(value))
         except CELEvalError as err:
             return EvalResult(None, _describe_eval_error(err, self.source))
@@ -339,8 +361,17 @@ class CelEnvironment:
             paths=frozenset(checker.paths),
             is_constant=not checker.roots,
             _runner=self._env.program(tree),
+            _program=_closures(tree),
         )
         return CompileResult(expr, problems)
+
+
+def _closures(tree: Any) -> Program | None:
+    """The expression as compiled closures, or None to keep cel-python's interpreter."""
+    try:
+        return compile_program(tree)
+    except (Unsupported, RecursionError):
+        return None
 
 
 # --- syntax errors ---------------------------------------------------------------
@@ -1042,6 +1073,37 @@ def _number(value: int | float | Decimal, declared: CelType | None) -> Any:
 
 
 def _to_cel(value: Any, declared: CelType | None) -> Any:
+    # The common exact types first, built as cel-python's constructors would build
+    # them (without their per-call checks); subclasses and the rest take the long way.
+    exact = type(value)
+    if exact is str:
+        return str.__new__(cv.StringType, value)
+    if exact is bool:
+        return cv.BoolType(value)
+    if exact is int and declared != DOUBLE:
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return int.__new__(cv.IntType, value)
+    elif exact is float and declared != INT:
+        return float.__new__(cv.DoubleType, value)
+    elif exact is dict:
+        return _map_to_cel(value, declared)
+    return _any_to_cel(value, declared)
+
+
+def _map_to_cel(value: Mapping[Any, Any], declared: CelType | None) -> Any:
+    converted: dict[Any, Any] = {}
+    for key, item in value.items():
+        try:
+            converted[_to_cel(key, None)] = _to_cel(item, _sub_type(declared, key))
+        except _Unconvertible as exc:
+            exc.where.append(f".{key}")
+            raise
+    result = cv.MapType()
+    dict.update(result, converted)  # what MapType(converted) does, without its type checks
+    return result
+
+
+def _any_to_cel(value: Any, declared: CelType | None) -> Any:
     if isinstance(value, str):
         return cv.StringType(value)
     if value is None:
@@ -1050,15 +1112,8 @@ def _to_cel(value: Any, declared: CelType | None) -> Any:
         return cv.BoolType(value)
     if isinstance(value, int | float | Decimal):
         return _number(value, declared)
-    if isinstance(value, dict | Mapping):
-        converted: dict[Any, Any] = {}
-        for key, item in value.items():
-            try:
-                converted[_to_cel(key, None)] = _to_cel(item, _sub_type(declared, key))
-            except _Unconvertible as exc:
-                exc.where.append(f".{key}")
-                raise
-        return cv.MapType(converted)
+    if isinstance(value, Mapping):
+        return _map_to_cel(value, declared)
     if isinstance(value, list | tuple | set | frozenset):
         items: Iterable[Any] = value
         if isinstance(value, set | frozenset):
@@ -1084,6 +1139,30 @@ def _to_cel(value: Any, declared: CelType | None) -> Any:
     if isinstance(value, bytes | bytearray):
         return cv.BytesType(bytes(value))
     raise _Unconvertible(f"unsupported value of type `{type(value).__name__}`", TypeError)
+
+
+def to_cel(value: Any, declared: CelType | None, where: str) -> Any:
+    """One context value as a CEL value, converted as :func:`make_activation` converts it.
+
+    ``where`` is the value's dotted path, used in the ``TypeError`` or
+    ``ValueError`` raised for an unsupported value (never the value itself).
+    """
+    try:
+        return _to_cel(value, declared)
+    except _Unconvertible as exc:
+        raise exc.error(f"{exc.problem} at `{where}{''.join(reversed(exc.where))}`") from None
+
+
+def cel_map(items: Mapping[str, Any]) -> Any:
+    """A CEL map of already converted values under plain text keys."""
+    result = cv.MapType()
+    dict.update(result, {str.__new__(cv.StringType, k): v for k, v in items.items()})
+    return result
+
+
+def activation_of(values: dict[str, Any]) -> Activation:
+    """An activation from root names to values already converted with :func:`to_cel`."""
+    return Activation(values)
 
 
 def make_activation(

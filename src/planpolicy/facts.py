@@ -18,7 +18,17 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from planpolicy.cel import Activation, make_activation
+from planpolicy.cel import (
+    Activation,
+    CelType,
+    ListType,
+    MapType,
+    ObjectType,
+    activation_of,
+    cel_map,
+    make_activation,
+    to_cel,
+)
 from planpolicy.diagnostics import Diagnostic
 from planpolicy.inputs import INPUT_INVALID, InputError, located, read_document
 from planpolicy.loader import SourceDocument
@@ -92,6 +102,8 @@ class FactsFileError(ValueError):
 
 def _coerce(value: Any, schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Any:
     """Turn ISO strings and dates into aware datetimes where the schema says date-time."""
+    if value is None or type(value) in (bool, int, float):
+        return value  # nothing to turn into a time
     if "$ref" in schema:
         schema = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
     for option in schema.get("anyOf", ()):
@@ -140,36 +152,185 @@ def plan_view(plan: RevenuePlanV1, now: datetime) -> dict[str, Any]:
     }
 
 
-def context_data(plan: RevenuePlanV1, facts: Facts) -> dict[str, Any]:
-    """The plain context the rules see: facts plus ``plan``, ``tenant`` and ``now``."""
+def context_data(
+    plan: RevenuePlanV1, facts: Facts, only: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """The plain context the rules see: facts plus ``plan``, ``tenant`` and ``now``.
+
+    With ``only``, just those roots are built.
+    """
     data: dict[str, Any] = {
-        key: dict(value) for key, value in facts.extra.items() if key not in RESERVED_ROOTS
+        key: dict(value)
+        for key, value in facts.extra.items()
+        if key not in RESERVED_ROOTS and (only is None or key in only)
     }
-    data["account"] = dict(facts.account)
-    data["signals"] = dict(facts.signals)
-    data["tenant"] = {"tenant_id": plan.tenant_id}
-    data["plan"] = plan_view(plan, facts.now)
-    data["now"] = facts.now
+    builders: dict[str, Any] = {
+        "account": lambda: dict(facts.account),
+        "signals": lambda: dict(facts.signals),
+        "tenant": lambda: {"tenant_id": plan.tenant_id},
+        "plan": lambda: plan_view(plan, facts.now),
+        "now": lambda: facts.now,
+    }
+    for key, build in builders.items():
+        if only is None or key in only:
+            data[key] = build()
     return data
 
 
 def activation_for(bundle: PolicyBundle, plan: RevenuePlanV1, facts: Facts) -> Activation:
     """Build the CEL activation for one plan at one moment (once per evaluation).
 
-    Raises ``TypeError`` or ``ValueError`` (naming the path, never the value)
-    when a context value cannot be turned into a CEL value.
+    Only the context paths the plan type's rules read are converted (see
+    :attr:`~planpolicy.model.CompiledPlanType.paths`). Raises ``TypeError`` or
+    ``ValueError`` (naming the path, never the value) when a value the rules
+    read cannot be turned into a CEL value.
     """
-    schema = bundle.context_schema
-    defs = schema.get("$defs", {})
-    props = schema.get("properties", {})
     ptype = bundle.plan_type(plan.plan_type)
-    only = ptype.roots if ptype is not None else None
-    data = {
-        key: value if key in ("plan", "now") else _coerce(value, props.get(key, {}), defs)
-        for key, value in context_data(plan, facts).items()
-        if only is None or key in only
+    if ptype is None:
+        schema = bundle.context_schema
+        defs = schema.get("$defs", {})
+        props = schema.get("properties", {})
+        data = {
+            key: value if key in ("plan", "now") else _coerce(value, props.get(key, {}), defs)
+            for key, value in context_data(plan, facts).items()
+        }
+        return make_activation(data, types=bundle.cel.context)
+    return _projected(bundle, ptype.name, ptype.paths, context_data(plan, facts, ptype.roots))
+
+
+def _projected(
+    bundle: PolicyBundle, name: str, paths: frozenset[tuple[str, ...]], data: Mapping[str, Any]
+) -> Activation:
+    """The activation holding only ``paths`` of ``data`` (readers cached under ``name``)."""
+    readers = _readers(bundle, name, paths)
+    defs = bundle.context_schema.get("$defs", {})
+    return activation_of(
+        {key: readers[key].read(value, defs) for key, value in data.items() if key in readers}
+    )
+
+
+# A path tree maps each key the rules read to the keys read below it, or to _WHOLE
+# when a rule uses the value itself (compares it, sizes it, iterates it, indexes it).
+_WHOLE: Any = None
+PathTree = dict[str, Any]
+
+
+def _path_tree(paths: frozenset[tuple[str, ...]]) -> PathTree:
+    tree: PathTree = {}
+    for path in sorted(paths, key=len):
+        node = tree
+        for index, part in enumerate(path):
+            rest = path[index + 1 :]
+            if not rest or rest[0] == "*":
+                node[part] = _WHOLE
+                break
+            child = node.setdefault(part, {})
+            if child is _WHOLE:
+                break
+            node = child
+    return tree
+
+
+def _resolve(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The schema :func:`_coerce` applies to a value: ``$ref`` and nullable ``anyOf`` followed."""
+    if "$ref" in schema:
+        schema = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
+    for option in schema.get("anyOf", ()):
+        if isinstance(option, Mapping) and option.get("type") != "null":
+            return _resolve(option, defs)
+    return schema
+
+
+def _child_type(declared: CelType | None, key: str) -> CelType | None:
+    if isinstance(declared, ObjectType):
+        return declared.field_type(key)
+    if isinstance(declared, MapType):
+        return declared.value
+    if isinstance(declared, ListType):
+        return declared.elem
+    return None
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """How one context value becomes the CEL value the rules read, built once per plan type.
+
+    ``keys`` is None when the rules use the whole value; otherwise only those
+    keys are read (a value that is not a mapping is converted whole, so the
+    rules meet its type error exactly as they would have).
+    """
+
+    where: str
+    schema: Mapping[str, Any]
+    declared: CelType | None
+    coerce: bool
+    keys: Mapping[str, _Reader] | None
+
+    def read(self, value: Any, defs: Mapping[str, Any]) -> Any:
+        if self.keys is None or not isinstance(value, Mapping):
+            if self.coerce:
+                value = _coerce(value, self.schema, defs)
+            return to_cel(value, self.declared, self.where)
+        return cel_map(
+            {
+                key: reader.read(value[key], defs)
+                for key, reader in self.keys.items()
+                if key in value
+            }
+        )
+
+
+def _reader(
+    where: str,
+    node: PathTree | None,
+    schema: Mapping[str, Any],
+    declared: CelType | None,
+    coerce: bool,
+    defs: Mapping[str, Any],
+) -> _Reader:
+    schema = _resolve(schema, defs) if coerce else schema
+    if node is None or (coerce and schema.get("format") in ("date-time", "date")):
+        return _Reader(where, schema, declared, coerce, None)
+    props = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    keys = {
+        key: _reader(
+            f"{where}.{key}",
+            sub,
+            props.get(key) or (extra if isinstance(extra, Mapping) else {}),
+            _child_type(declared, key),
+            coerce,
+            defs,
+        )
+        for key, sub in node.items()
     }
-    return make_activation(data, only=only, types=bundle.cel.context)
+    return _Reader(where, schema, declared, coerce, keys)
+
+
+def _readers(
+    bundle: PolicyBundle, name: str, paths: frozenset[tuple[str, ...]]
+) -> Mapping[str, _Reader]:
+    """Root name -> reader for the paths a plan type's rules read (cached on the bundle)."""
+    cache: dict[str, Mapping[str, _Reader]] = bundle.derived.setdefault("facts.readers", {})
+    found = cache.get(name)
+    if found is None:
+        schema = bundle.context_schema
+        defs = schema.get("$defs", {})
+        props = schema.get("properties", {})
+        context = bundle.cel.context
+        found = {
+            root: _reader(
+                root,
+                sub,
+                props.get(root, {}),
+                context.field_type(root),
+                root not in ("plan", "now"),
+                defs,
+            )
+            for root, sub in _path_tree(paths).items()
+        }
+        cache[name] = found
+    return found
 
 
 def activation_without_plan(

@@ -37,14 +37,23 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class RuleTrace:
-    """One evaluated rule: what it looked at, what it found, and where it is written."""
+    """One evaluated rule: what it looked at, what it found, and where it is written.
+
+    ``raw_inputs`` are the values as the rule saw them; :attr:`inputs` is their
+    JSON-friendly form, built only when someone reads it (explain, ledger, API).
+    """
 
     rule: str
     kind: str
     result: str
-    inputs: dict[str, Any] = field(default_factory=dict)
+    raw_inputs: Mapping[str, Any] = field(default_factory=dict)
     detail: str = ""
     ref: RuleRef | None = None
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The inputs in JSON-friendly form (times as ISO-8601 text, durations in seconds)."""
+        return {str(k): _jsonable(v) for k, v in self.raw_inputs.items()}
 
     def as_dict(self) -> dict[str, Any]:
         loc = self.ref.location if self.ref else None
@@ -172,7 +181,7 @@ class _Run:
     def note(
         self, rule: str, kind: str, result: str, ref: RuleRef | None = None, **inputs: Any
     ) -> None:
-        self.trace.append(RuleTrace(rule, kind, result, _jsonable(inputs), "", ref))
+        self.trace.append(RuleTrace(rule, kind, result, inputs, "", ref))
 
     def condition(
         self, cond: CompiledCondition, kind: str, step_id: uuid.UUID | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from planpolicy.diagnostics import Location
@@ -133,13 +134,15 @@ class CompiledProposal:
             if template is not None:
                 yield from (p for p in template.parts if isinstance(p, CompiledCondition))
 
-    @property
+    @cached_property
     def roots(self) -> frozenset[str]:
         """Context roots the proposal rules read."""
-        roots: set[str] = set()
-        for cond in self.conditions():
-            roots |= cond.expr.roots
-        return frozenset(roots)
+        return frozenset(root for cond in self.conditions() for root in cond.expr.roots)
+
+    @cached_property
+    def paths(self) -> frozenset[tuple[str, ...]]:
+        """Context paths the proposal rules read (see :attr:`CompiledPlanType.paths`)."""
+        return frozenset(path for cond in self.conditions() for path in cond.expr.paths)
 
 
 @dataclass(frozen=True)
@@ -170,13 +173,20 @@ class CompiledPlanType:
             if step.not_before is not None:
                 yield step.not_before
 
-    @property
+    @cached_property
     def roots(self) -> frozenset[str]:
         """Context roots referenced by any of its expressions."""
-        roots: set[str] = set()
-        for cond in self.conditions():
-            roots |= cond.expr.roots
-        return frozenset(roots)
+        return frozenset(root for cond in self.conditions() for root in cond.expr.roots)
+
+    @cached_property
+    def paths(self) -> frozenset[tuple[str, ...]]:
+        """Every context path its expressions read (``*`` stands for any key or index).
+
+        The type checker records each value an expression uses, so an activation
+        holding only these paths evaluates every expression exactly as the whole
+        context would.
+        """
+        return frozenset(path for cond in self.conditions() for path in cond.expr.paths)
 
 
 @dataclass(frozen=True)
@@ -302,6 +312,11 @@ class PolicyBundle:
         return self.risk.highest(
             ptype.steps[s.action_type].risk for s in plan.steps if s.action_type in ptype.steps
         )
+
+    @cached_property
+    def derived(self) -> dict[str, Any]:
+        """Per-bundle helpers that modules derive from it on first use (not part of the bundle)."""
+        return {}
 
     def versions(self) -> dict[str, int]:
         """``kind/name`` -> version of every document, for the ledger."""
