@@ -6,9 +6,10 @@ and every reason is reported, not only the first. A rule that cannot be
 evaluated denies with ``RULE_EVALUATION_ERROR`` naming the expression and the
 missing value (fail closed).
 
-The ``trace`` of a decision lists each rule that was evaluated, its inputs and
-its result, for ``planpolicy explain``. Inputs of CEL rules are only gathered
-when ``explain=True`` or when the rule denies, to keep the common path cheap.
+With ``explain=True`` the ``trace`` of a decision lists each rule that was
+evaluated, its inputs and its result, for ``planpolicy explain``; without it
+the trace is empty and the inputs of a CEL rule are gathered only when the rule
+denies, to keep the common path cheap.
 """
 
 from __future__ import annotations
@@ -143,6 +144,14 @@ class _Run:
         self._activation: Activation | None = None
         self._activation_error: str | None = None
         self._data: dict[str, Any] | None = None
+        self._risk: object = _MISSING
+        self.last_inputs: dict[str, Any] = {}
+
+    def plan_risk(self) -> str | None:
+        """The plan's derived risk, computed once per evaluation."""
+        if self._risk is _MISSING:
+            self._risk = self.gate.bundle.plan_risk(self.plan)
+        return self._risk  # type: ignore[return-value]
 
     def activation(self) -> Activation | None:
         """The CEL activation, built once; ``None`` when the context cannot be converted."""
@@ -181,7 +190,12 @@ class _Run:
     def note(
         self, rule: str, kind: str, result: str, ref: RuleRef | None = None, **inputs: Any
     ) -> None:
-        self.trace.append(RuleTrace(rule, kind, result, inputs, "", ref))
+        if self.explain:
+            self.trace.append(RuleTrace(rule, kind, result, inputs, "", ref))
+
+    def traced(self, entry: RuleTrace) -> None:
+        if self.explain:
+            self.trace.append(entry)
 
     def condition(
         self, cond: CompiledCondition, kind: str, step_id: uuid.UUID | None = None
@@ -189,9 +203,7 @@ class _Run:
         """Evaluate a CEL condition; on an error, deny and return ``None``."""
         activation = self.activation()
         if activation is None:
-            self.trace.append(
-                RuleTrace(cond.id, kind, "skipped", {}, "the context is invalid", cond.ref)
-            )
+            self.traced(RuleTrace(cond.id, kind, "skipped", {}, "the context is invalid", cond.ref))
             return None
         result = cond.expr.evaluate(activation)
         ok = result.ok and isinstance(result.value, bool)
@@ -199,11 +211,12 @@ class _Run:
         missing: list[str] = []
         if self.explain or not ok or result.value is False:
             inputs, missing = self.inputs_of(cond)
+        self.last_inputs = inputs
         if not ok:
             error = result.error or f"expected a boolean, got `{type(result.value).__name__}`"
             if missing:
                 error += "; missing value " + ", ".join(f"`{m}`" for m in missing)
-            self.trace.append(RuleTrace(cond.id, kind, "error", inputs, error, cond.ref))
+            self.traced(RuleTrace(cond.id, kind, "error", inputs, error, cond.ref))
             self.deny(
                 Reason(
                     "RULE_EVALUATION_ERROR",
@@ -214,7 +227,7 @@ class _Run:
                 )
             )
             return None
-        self.trace.append(RuleTrace(cond.id, kind, str(result.value).lower(), inputs, "", cond.ref))
+        self.traced(RuleTrace(cond.id, kind, str(result.value).lower(), inputs, "", cond.ref))
         return bool(result.value)
 
 
@@ -273,7 +286,7 @@ class Gate:
         return Decision(
             can_activate=not run.reasons,
             reasons=tuple(run.reasons),
-            plan_risk=self.bundle.plan_risk(run.plan),
+            plan_risk=run.plan_risk(),
             plan_id=run.plan.plan_id,
             bundle_digest=self.bundle.digest,
             plan_type_version=ptype.version if ptype else None,
@@ -396,7 +409,7 @@ class Gate:
             "pass" if len(run.reasons) == before_count else "deny",
             ptype.ref,
             steps=[s.action_type for s in run.plan.steps],
-            plan_risk=self.bundle.plan_risk(run.plan),
+            plan_risk=run.plan_risk(),
         )
 
     def _check_expiry(self, run: _Run, prepared: _Prepared) -> None:
@@ -495,7 +508,7 @@ class Gate:
                         "ELIGIBILITY_NOT_MET",
                         f"eligibility `{cond.id}` is false: `{' '.join(cond.expr.source.split())}`",
                         cond.ref,
-                        details={"inputs": run.trace[-1].inputs},
+                        details={"inputs": run.last_inputs},
                     )
                 )
         for step in run.plan.steps:
@@ -507,15 +520,19 @@ class Gate:
                 run.condition(spec.when, "when", step.step_id)
 
 
+_PARAMETER_TYPES: Mapping[str, tuple[type, ...]] = MappingProxyType(
+    {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,)}
+)
+
+
 def _parameter_problems(values: Mapping[str, Any], specs: Mapping[str, Any]) -> list[str]:
     problems = []
-    types = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,)}
     for name, value in values.items():
         spec = specs.get(name)
         if spec is None:
             problems.append(f"unknown parameter `{name}`")
             continue
-        wanted = types[spec.type]
+        wanted = _PARAMETER_TYPES[spec.type]
         if (isinstance(value, bool) and spec.type != "boolean") or not isinstance(value, wanted):
             problems.append(f"parameter `{name}` must be {spec.type}")
         elif (
