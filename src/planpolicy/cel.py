@@ -95,6 +95,7 @@ __all__ = [
     "MapType",
     "ObjectType",
     "activation_of",
+    "cel_key",
     "cel_map",
     "clear_compile_cache",
     "make_activation",
@@ -1153,10 +1154,15 @@ def to_cel(value: Any, declared: CelType | None, where: str) -> Any:
         raise exc.error(f"{exc.problem} at `{where}{''.join(reversed(exc.where))}`") from None
 
 
-def cel_map(items: Mapping[str, Any]) -> Any:
-    """A CEL map of already converted values under plain text keys."""
+def cel_key(name: str) -> Any:
+    """A text map key as a CEL value, for :func:`cel_map`."""
+    return str.__new__(cv.StringType, name)
+
+
+def cel_map(items: Mapping[Any, Any]) -> Any:
+    """A CEL map of already converted keys (see :func:`cel_key`) and values."""
     result = cv.MapType()
-    dict.update(result, {str.__new__(cv.StringType, k): v for k, v in items.items()})
+    dict.update(result, items)
     return result
 
 

@@ -25,6 +25,7 @@ from planpolicy.cel import (
     MapType,
     ObjectType,
     activation_of,
+    cel_key,
     cel_map,
     make_activation,
     to_cel,
@@ -164,16 +165,16 @@ def context_data(
         for key, value in facts.extra.items()
         if key not in RESERVED_ROOTS and (only is None or key in only)
     }
-    builders: dict[str, Any] = {
-        "account": lambda: dict(facts.account),
-        "signals": lambda: dict(facts.signals),
-        "tenant": lambda: {"tenant_id": plan.tenant_id},
-        "plan": lambda: plan_view(plan, facts.now),
-        "now": lambda: facts.now,
-    }
-    for key, build in builders.items():
-        if only is None or key in only:
-            data[key] = build()
+    if only is None or "account" in only:
+        data["account"] = dict(facts.account)
+    if only is None or "signals" in only:
+        data["signals"] = dict(facts.signals)
+    if only is None or "tenant" in only:
+        data["tenant"] = {"tenant_id": plan.tenant_id}
+    if only is None or "plan" in only:
+        data["plan"] = plan_view(plan, facts.now)
+    if only is None or "now" in only:
+        data["now"] = facts.now
     return data
 
 
@@ -251,6 +252,9 @@ def _child_type(declared: CelType | None, key: str) -> CelType | None:
     return None
 
 
+_PLAIN = (bool, int, float)
+
+
 @dataclass(frozen=True)
 class _Reader:
     """How one context value becomes the CEL value the rules read, built once per plan type.
@@ -264,19 +268,16 @@ class _Reader:
     schema: Mapping[str, Any]
     declared: CelType | None
     coerce: bool
-    keys: Mapping[str, _Reader] | None
+    keys: tuple[tuple[str, Any, _Reader], ...] | None
 
     def read(self, value: Any, defs: Mapping[str, Any]) -> Any:
-        if self.keys is None or not isinstance(value, Mapping):
-            if self.coerce:
+        keys = self.keys
+        if keys is None or not (type(value) is dict or isinstance(value, Mapping)):
+            if self.coerce and value is not None and type(value) not in _PLAIN:
                 value = _coerce(value, self.schema, defs)
             return to_cel(value, self.declared, self.where)
         return cel_map(
-            {
-                key: reader.read(value[key], defs)
-                for key, reader in self.keys.items()
-                if key in value
-            }
+            {cel: reader.read(value[key], defs) for key, cel, reader in keys if key in value}
         )
 
 
@@ -293,17 +294,21 @@ def _reader(
         return _Reader(where, schema, declared, coerce, None)
     props = schema.get("properties", {})
     extra = schema.get("additionalProperties")
-    keys = {
-        key: _reader(
-            f"{where}.{key}",
-            sub,
-            props.get(key) or (extra if isinstance(extra, Mapping) else {}),
-            _child_type(declared, key),
-            coerce,
-            defs,
+    keys = tuple(
+        (
+            key,
+            cel_key(key),
+            _reader(
+                f"{where}.{key}",
+                sub,
+                props.get(key) or (extra if isinstance(extra, Mapping) else {}),
+                _child_type(declared, key),
+                coerce,
+                defs,
+            ),
         )
         for key, sub in node.items()
-    }
+    )
     return _Reader(where, schema, declared, coerce, keys)
 
 
