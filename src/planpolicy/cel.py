@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import importlib
-import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -127,8 +126,6 @@ CODES: Final[Mapping[str, str]] = {
 WARNING_CODES: Final = frozenset({"PP407"})
 """Codes that are warnings: the expression still compiles."""
 
-# cel-python logs activations (customer data) at debug level; keep it quiet.
-logging.getLogger("celpy").setLevel(logging.WARNING)
 
 _MAX_DEPTH: Final = 400  # parse-tree depth; cel-python's interpreter recurses out near 550
 _MAX_PROBLEMS: Final = 50
@@ -268,9 +265,13 @@ def _load_celpy() -> None:
     """Import cel-python and lark and bind their names in this module."""
     if "celpy" in globals():
         return
+    import logging
+
     with _BUILD_LOCK:
         if "celpy" in globals():
             return
+        # cel-python logs activations (customer data) at debug level; keep it quiet.
+        logging.getLogger("celpy").setLevel(logging.WARNING)
         names: dict[str, Any] = {}
         names["cv"] = importlib.import_module("celpy.celtypes")
         evaluation = importlib.import_module("celpy.evaluation")

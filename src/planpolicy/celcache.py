@@ -29,15 +29,18 @@ File layout::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import stat
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Final
+
+try:  # hashlib would also load OpenSSL (~5 ms per process); only blake2b is needed
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - CPython always has it
+    from hashlib import blake2b
 
 from planpolicy.celtypes import (
     BOOL,
@@ -146,7 +149,7 @@ def fingerprint() -> str:
             _package_files("lark", ("__init__.py", "lark.py", "lexer.py")),
         ]
         text = json.dumps(parts, separators=(",", ":"))
-        _FINGERPRINT.append(hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
+        _FINGERPRINT.append(blake2b(text.encode(), digest_size=16).hexdigest())
     return _FINGERPRINT[0]
 
 
@@ -161,7 +164,7 @@ def cache_file() -> Path | None:
 def entry_key(context_digest: str, expect_bool: bool, source: str) -> str:
     """The key of one check result."""
     text = f"{context_digest}\0{int(expect_bool)}\0{source}"
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 class _Parsed:
@@ -315,6 +318,8 @@ class CheckStore:
             "tables_size": len(tables),
             "checks_size": len(checks),
         }
+        import tempfile
+
         folder = self.path.parent
         descriptor, temporary = tempfile.mkstemp(prefix=".cel-", suffix=".tmp", dir=folder)
         try:
@@ -392,4 +397,4 @@ def type_from_code(code: Any) -> CelType:
 def digest(value: Any) -> str:
     """A short stable digest of JSON-compatible data."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return blake2b(text.encode(), digest_size=16).hexdigest()
