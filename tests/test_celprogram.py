@@ -8,7 +8,6 @@ value, missing keys and nulls, and evaluate each both ways.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 from typing import Any
@@ -153,7 +152,9 @@ ACTIVATION = make_activation(CONTEXT)
 
 
 def _interpreted(expr: CompiledExpr) -> CompiledExpr:
-    return dataclasses.replace(expr, _program=None)
+    reference = expr.interpreted()
+    assert not reference.compiled
+    return reference
 
 
 def _same(a: EvalResult, b: EvalResult) -> bool:

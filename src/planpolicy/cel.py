@@ -1,7 +1,8 @@
 """Compile-once CEL with a type checker over the declared evaluation context.
 
 With :mod:`planpolicy.celprogram`, this is the only module that imports
-cel-python (``celpy``) and lark. Policy
+cel-python (``celpy``) and lark, and only when an expression has to be parsed
+or evaluated. Policy
 expressions are parsed once, when a bundle loads, by a :class:`CelEnvironment`;
 because cel-python has no type checker, the parse tree is walked here and every
 sub-expression is given a :class:`~planpolicy.celtypes.CelType` derived from the
@@ -22,25 +23,39 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import logging
-import os
+import importlib
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from importlib import metadata
-from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-import celpy
-import celpy.celtypes as cv
-import lark
-from celpy.celparser import CELParseError, CELParser
-from celpy.evaluation import CELEvalError, celbytes, celstr
-from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+from planpolicy import celcache
+from planpolicy.celcache import CACHE_DIR_ENV
 
-from planpolicy.celprogram import Program, Unsupported, compile_program
+if TYPE_CHECKING:
+    import celpy
+    import celpy.celtypes as cv
+    import lark
+    from celpy.celparser import CELParser
+    from celpy.evaluation import CELEvalError, celbytes, celstr
+else:
+    # cel-python and lark are imported on first use (see _load_celpy): a lint run
+    # whose expressions are all in the check cache never needs them.
+
+    class CELEvalError(Exception):
+        """Stands in for cel-python's error class until cel-python is imported."""
+
+    class _LazyModule:
+        """Stands in for a cel-python module; the first attribute access imports it."""
+
+        def __getattr__(self, name: str) -> Any:
+            _load_celpy()
+            return getattr(globals()["cv"], name)
+
+    cv = _LazyModule()
+
 from planpolicy.celtypes import (
     BOOL,
     BYTES,
@@ -74,6 +89,7 @@ from planpolicy.celtypes import (
 __all__ = [
     "BOOL",
     "BYTES",
+    "CACHE_DIR_ENV",
     "CODES",
     "DOUBLE",
     "DURATION",
@@ -99,6 +115,7 @@ __all__ = [
     "cel_map",
     "clear_compile_cache",
     "make_activation",
+    "save_compile_cache",
     "to_cel",
     "types_from_schema",
 ]
@@ -117,8 +134,6 @@ CODES: Final[Mapping[str, str]] = {
 WARNING_CODES: Final = frozenset({"PP407"})
 """Codes that are warnings: the expression still compiles."""
 
-# cel-python logs activations (customer data) at debug level; keep it quiet.
-logging.getLogger("celpy").setLevel(logging.WARNING)
 
 _MAX_DEPTH: Final = 400  # parse-tree depth; cel-python's interpreter recurses out near 550
 _MAX_PROBLEMS: Final = 50
@@ -186,23 +201,25 @@ class CompiledExpr:
     paths: frozenset[tuple[str, ...]]
     is_constant: bool
     _runner: Any = field(repr=False, compare=False)
-    _program: Program | None = field(default=None, repr=False, compare=False)
 
     @property
     def compiled(self) -> bool:
         """True when evaluation runs compiled closures, not cel-python's tree interpreter."""
-        return self._program is not None
+        return bool(self._runner.compiled)
+
+    @property
+    def tree(self) -> Any:
+        """The lark parse tree (with positions), parsed on first use if it came from the cache."""
+        return self._runner.tree
+
+    def interpreted(self) -> CompiledExpr:
+        """The same expression evaluated by cel-python's tree interpreter (the reference)."""
+        return replace(self, _runner=_Program(self.source, self.tree, closures=False))
 
     def evaluate(self, activation: Activation) -> EvalResult:
         """Evaluate against ``activation``; CEL errors come back as ``EvalResult.error``."""
         try:
-            program = self._program
-            if program is None:
-                value = self._runner.evaluate(activation._values)
-            else:
-                value = program(activation._values)
-                if isinstance(value, CELEvalError):
-                    raise value
+            value = self._runner.evaluate(activation._values)
             return EvalResult(_to_plain(value))
         except CELEvalError as err:
             return EvalResult(None, _describe_eval_error(err, self.source))
@@ -233,10 +250,15 @@ _CACHE_LOCK = threading.Lock()
 
 
 _PARSER_LOCK = threading.Lock()
+_BUILD_LOCK = threading.RLock()
 
 
 def clear_compile_cache() -> None:
-    """Forget every cached compilation (for tests and benchmarks)."""
+    """Forget every cached compilation of this process (for tests and benchmarks).
+
+    The per-user check cache on disk is not touched (``PLANPOLICY_CACHE_DIR=off``
+    disables it).
+    """
     with _CACHE_LOCK:
         _CACHE.clear()
 
@@ -249,61 +271,324 @@ def _cache_put(key: _CacheKey, result: CompileResult) -> None:
         _CACHE[key] = result
 
 
-CACHE_DIR_ENV: Final = "PLANPOLICY_CACHE_DIR"
-"""Where the CEL grammar's parse tables are cached (``off`` disables the cache)."""
-
-
 def _parser_cache_path() -> str | None:
-    """A private per-user file for lark's parse-table cache, or None when unusable."""
-    setting = os.environ.get(CACHE_DIR_ENV, "")
-    if setting.lower() == "off":
-        return None
-    base = (
-        Path(setting)
-        if setting
-        else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "planpolicy"
-    )
-    try:
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if base.stat().st_uid != os.getuid() or base.stat().st_mode & 0o022:
-            return None  # never load pickled tables from a directory others can write
-    except OSError:
-        return None
-    try:
-        celpy_version = metadata.version("cel-python")
-    except metadata.PackageNotFoundError:
-        celpy_version = "unknown"
-    # lark also checks a hash of the grammar and options stored in the file.
-    versions = f"celpy-{celpy_version}-lark-{lark.__version__}"
-    return str(base / f"cel-grammar-{versions}.lark-cache")
+    """The private per-user cache file (parse tables, check results), or None when unusable."""
+    path = celcache.cache_file()
+    return None if path is None else str(path)
+
+
+# --- cel-python and the parsers, loaded on first use ---------------------------------
+
+
+def _load_celpy() -> None:
+    """Import cel-python and lark and bind their names in this module."""
+    if "celpy" in globals():
+        return
+    import logging
+
+    with _BUILD_LOCK:
+        if "celpy" in globals():
+            return
+        # cel-python logs activations (customer data) at debug level; keep it quiet.
+        logging.getLogger("celpy").setLevel(logging.WARNING)
+        names: dict[str, Any] = {}
+        names["cv"] = importlib.import_module("celpy.celtypes")
+        evaluation = importlib.import_module("celpy.evaluation")
+        names["CELEvalError"] = evaluation.CELEvalError
+        names["celstr"] = evaluation.celstr
+        names["celbytes"] = evaluation.celbytes
+        names["CELParser"] = importlib.import_module("celpy.celparser").CELParser
+        names["lark"] = importlib.import_module("lark")
+        names["celpy"] = importlib.import_module("celpy")  # bound last: marks "loaded"
+        globals().update(names)
+
+
+#: Options of cel-python's own parser (``CELParser``), except those lark lets a
+#: cached parser choose when it is loaded.
+_LARK_OPTIONS: Final[Mapping[str, Any]] = {
+    "parser": "lalr",
+    "start": "expr",
+    "maybe_placeholders": False,
+    "priority": "invert",
+}
+_LOAD_OPTIONS: Final = frozenset(
+    {
+        "postlex",
+        "transformer",
+        "lexer_callbacks",
+        "use_bytes",
+        "debug",
+        "g_regex_flags",
+        "regex",
+        "propagate_positions",
+        "tree_class",
+        "_plugins",
+    }
+)
+_PARSERS: dict[bool, Any] = {}
+
+
+def _load_options(positions: bool) -> dict[str, Any]:
+    return {
+        "debug": True,
+        "g_regex_flags": re.M,
+        "lexer_callbacks": {"IDENT": CELParser.ambiguous_literals},
+        "propagate_positions": positions,
+        "tree_class": lark.Tree,
+    }
+
+
+def _build_parser(positions: bool) -> Any:
+    """A lark parser for CEL, from the cached parse tables when possible.
+
+    With ``positions`` it is cel-python's own parser; without, the trees carry
+    no position metadata (tokens still do), which makes parsing ~3x faster:
+    the checker only needs positions to report a problem.
+    """
+    import io
+    import pickle
+    from pathlib import Path
+
+    grammar = (Path(celpy.__file__).parent / "cel.lark").read_text(encoding="utf-8")
+    key = celcache.digest([grammar, lark.__version__, dict(_LARK_OPTIONS)])
+    store = _store()
+    data = store.tables(key) if store is not None else None
+    if data is not None:
+        try:
+            loaded = lark.Lark.__new__(lark.Lark)
+            return loaded._load(io.BytesIO(data), **_load_options(positions))
+        except Exception:  # a table from another lark: rebuild it
+            pass
+    parser = lark.Lark(grammar, **_LARK_OPTIONS, **_load_options(positions))
+    if store is not None:
+        buffer = io.BytesIO()
+        try:
+            parser.save(buffer, _LOAD_OPTIONS)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return parser
+        store.set_tables(key, buffer.getvalue())
+    return parser
+
+
+def _lark_parser(positions: bool) -> Any:
+    """The shared CEL parser with (cel-python's) or without position metadata."""
+    parser = _PARSERS.get(positions)
+    if parser is None:
+        _load_celpy()
+        with _PARSER_LOCK:
+            parser = _PARSERS.get(positions)
+            if parser is None:
+                if positions and CELParser.CEL_PARSER is not None:
+                    parser = CELParser.CEL_PARSER
+                else:
+                    parser = _build_parser(positions)
+                _PARSERS[positions] = parser
+    return parser
 
 
 def _prime_parser() -> None:
-    """Build cel-python's shared parser once per process, with cached parse tables.
+    """Give cel-python's shared parser (``CELParser.CEL_PARSER``) the cached tables.
 
-    cel-python builds its LALR tables on first use (~0.4 s, most of a cold
-    ``planpolicy lint``); lark can cache them. The parser is built with the
-    exact options cel-python uses, so parsing is unchanged.
+    cel-python builds its LALR tables on first use (~0.4 s); loading them from
+    the cache file is much faster. The parser has the exact options cel-python
+    uses, so parsing is unchanged.
     """
-    if CELParser.CEL_PARSER is not None:
-        return
-    cache = _parser_cache_path()
-    if cache is None:
-        return  # cel-python builds it itself, uncached
-    grammar = (Path(celpy.__file__).parent / "cel.lark").read_text(encoding="utf-8")
-    CELParser.CEL_PARSER = lark.Lark(
-        grammar,
-        parser="lalr",
-        start="expr",
-        debug=True,
-        g_regex_flags=re.M,
-        lexer_callbacks={"IDENT": CELParser.ambiguous_literals},
-        propagate_positions=True,
-        maybe_placeholders=False,
-        priority="invert",
-        tree_class=lark.Tree,
-        cache=cache,
-    )
+    _load_celpy()
+    if CELParser.CEL_PARSER is None:
+        CELParser.CEL_PARSER = _lark_parser(True)
+
+
+_ENVIRONMENT: list[Any] = []
+
+
+def _environment() -> Any:
+    """The shared ``celpy.Environment`` (compiles with positions, builds programs)."""
+    if not _ENVIRONMENT:
+        with _BUILD_LOCK:
+            if not _ENVIRONMENT:
+                _prime_parser()
+                _ENVIRONMENT.append(celpy.Environment())
+    return _ENVIRONMENT[0]
+
+
+class _Program:
+    """One expression's parse tree and its evaluator, built on first use.
+
+    A result from the check cache has no tree: ``planpolicy lint`` never
+    evaluates most expressions, so they are only parsed if something does.
+    Evaluation runs the tree compiled into closures (:mod:`planpolicy.celprogram`);
+    an expression the closures do not cover, or a program built with
+    ``closures=False``, runs in cel-python's tree interpreter.
+    """
+
+    __slots__ = ("_closures", "_runner", "_source", "_tree", "_use_closures")
+
+    def __init__(self, source: str, tree: Any = None, *, closures: bool = True) -> None:
+        self._source = source
+        self._tree = tree
+        self._runner: Any = None
+        self._use_closures = closures
+        self._closures: Any = None  # None: not built yet; False: the interpreter is used
+
+    @property
+    def tree(self) -> Any:
+        """cel-python's parse tree (with position metadata)."""
+        tree = self._tree
+        if tree is None:
+            with _BUILD_LOCK:
+                if self._tree is None:
+                    self._tree = _environment().compile(self._source)
+                tree = self._tree
+        return tree
+
+    @property
+    def compiled(self) -> bool:
+        return self._program() is not False
+
+    def _program(self) -> Any:
+        closures = self._closures
+        if closures is None:
+            with _BUILD_LOCK:
+                if self._closures is None:
+                    self._closures = _closures(self.tree) if self._use_closures else False
+                closures = self._closures
+        return closures
+
+    def evaluate(self, values: Any) -> Any:
+        closures = self._closures
+        if closures is None:
+            closures = self._program()
+        if closures is not False:
+            value = closures(values)
+            if isinstance(value, CELEvalError):
+                raise value
+            return value
+        runner = self._runner
+        if runner is None:
+            with _BUILD_LOCK:
+                if self._runner is None:
+                    self._runner = _environment().program(self.tree)
+                runner = self._runner
+        return runner.evaluate(values)
+
+
+def _closures(tree: Any) -> Any:
+    """The expression as compiled closures, or False to keep cel-python's interpreter."""
+    from planpolicy.celprogram import Unsupported, compile_program
+
+    try:
+        return compile_program(tree)
+    except (Unsupported, RecursionError):
+        return False
+
+
+# --- the check cache on disk -----------------------------------------------------
+
+_STORES: dict[str, celcache.CheckStore] = {}
+_DIGESTS: dict[ObjectType, str] = {}
+
+#: Results that depend on more than the text and the context: never cached.
+_UNCACHED: Final = frozenset(
+    {
+        "the expression could not be checked",
+        "invalid expression syntax",
+        "expression is nested too deeply",
+    }
+)
+
+
+def _store() -> celcache.CheckStore | None:
+    path = celcache.cache_file()
+    if path is None:
+        return None
+    name = str(path)
+    store = _STORES.get(name)
+    if store is None:
+        store = _STORES.setdefault(name, celcache.CheckStore(path))
+    return store
+
+
+def save_compile_cache() -> None:
+    """Write new check results (and parse tables) to the per-user cache file.
+
+    Called once a bundle has compiled; never raises.
+    """
+    with _CACHE_LOCK:
+        stores = list(_STORES.values())
+    for store in stores:
+        store.flush()
+
+
+def _context_digest(context: ObjectType) -> str:
+    found = _DIGESTS.get(context)
+    if found is None:
+        found = celcache.digest(celcache.type_code(context))
+        _DIGESTS[context] = found
+    return found
+
+
+def _encode(result: CompileResult) -> Any:
+    problems = [[p.code, p.message, p.line, p.column, p.hint] for p in result.problems]
+    expr = result.expr
+    if expr is None:
+        return [problems, None]
+    return [
+        problems,
+        [
+            celcache.type_code(expr.result_type),
+            sorted(expr.roots),
+            sorted(list(path) for path in expr.paths),
+            expr.is_constant,
+        ],
+    ]
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _decode(value: Any, source: str) -> CompileResult:
+    """A cached result; ValueError if ``value`` is not one :func:`_encode` made."""
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], list)):
+        raise ValueError("not a check result")
+    problems = []
+    for item in value[0]:
+        if not (isinstance(item, list) and len(item) == 5):
+            raise ValueError("not a problem")
+        code, message, line, column, hint = item
+        if (
+            code not in CODES
+            or not isinstance(message, str)
+            or type(line) is not int
+            or type(column) is not int
+            or not (hint is None or isinstance(hint, str))
+        ):
+            raise ValueError("not a problem")
+        problems.append(CelProblem(code, message, line, column, hint))
+    expr = None
+    if value[1] is not None:
+        compiled = value[1]
+        if not (isinstance(compiled, list) and len(compiled) == 4):
+            raise ValueError("not an expression")
+        type_code, roots, paths, is_constant = compiled
+        if not (
+            _is_str_list(roots)
+            and isinstance(paths, list)
+            and all(_is_str_list(path) for path in paths)
+            and isinstance(is_constant, bool)
+        ):
+            raise ValueError("not an expression")
+        expr = CompiledExpr(
+            source=source,
+            result_type=celcache.type_from_code(type_code),
+            roots=frozenset(roots),
+            paths=frozenset(tuple(path) for path in paths),
+            is_constant=is_constant,
+            _runner=_Program(source),
+        )
+    elif not any(p.is_error for p in problems):
+        raise ValueError("no expression and no error")
+    return CompileResult(expr, tuple(problems))
 
 
 class CelEnvironment:
@@ -311,15 +596,15 @@ class CelEnvironment:
 
     def __init__(self, context: ObjectType) -> None:
         self.context = context
-        with _PARSER_LOCK:
-            _prime_parser()
-        self._env = celpy.Environment()
+        self._store: celcache.CheckStore | bool | None = False  # False: not looked up yet
 
     def compile(self, source: str, *, expect_bool: bool = True) -> CompileResult:
         """Parse, check and build ``source``; never raises for bad input.
 
         Identical expressions over the same context type are compiled once per
-        process. With ``expect_bool`` the result must be ``bool`` (or ``dyn``).
+        process, and their check results are kept in the per-user cache file
+        across processes (parsing for evaluation then waits for the first
+        evaluation). With ``expect_bool`` the result must be ``bool`` (or ``dyn``).
         """
         if not isinstance(source, str):
             kind_name = type(source).__name__
@@ -328,20 +613,72 @@ class CelEnvironment:
         key = (source, self.context, expect_bool)
         cached = _CACHE.get(key)
         if cached is None:
-            cached = self._compile(source, expect_bool)
+            cached = self._compile_with_store(source, expect_bool)
             _cache_put(key, cached)
         return cached
+
+    def _compile_with_store(self, source: str, expect_bool: bool) -> CompileResult:
+        store = self._store
+        if store is False:
+            store = self._store = _store()
+        if not isinstance(store, celcache.CheckStore):
+            return self._compile(source, expect_bool)
+        entry = celcache.entry_key(_context_digest(self.context), expect_bool, source)
+        value = store.get(entry)
+        if value is not None:
+            try:
+                return _decode(value, source)
+            except (ValueError, TypeError, RecursionError):
+                store.forget(entry)
+        result = self._compile(source, expect_bool)
+        if not any(p.message in _UNCACHED for p in result.problems):
+            store.put(entry, _encode(result))
+        return result
 
     def _compile(self, source: str, expect_bool: bool) -> CompileResult:
         if not source.strip():
             return CompileResult(None, (CelProblem("PP401", "expression is empty", 1, 1),))
+        _environment()  # cel-python's Environment also raises the recursion limit
+        from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
         try:
-            tree = self._env.compile(source)
-        except CELParseError as exc:
+            tree = _lark_parser(False).parse(source)
+        except (UnexpectedToken, UnexpectedCharacters) as exc:
             return CompileResult(None, (_syntax_problem(exc, source),))
         except Exception:  # lark internals on pathological input
             problem = CelProblem("PP401", "invalid expression syntax", 1, 1)
             return CompileResult(None, (problem,))
+        checked = self._check(tree, source, expect_bool)
+        if isinstance(checked, CompileResult):
+            return checked
+        positional = None
+        if checked[1].problems:
+            # Problems need positions: check the tree cel-python builds, with them.
+            try:
+                positional = _lark_parser(True).parse(source)
+            except Exception:  # pragma: no cover - it parsed a moment ago
+                problem = CelProblem("PP401", "invalid expression syntax", 1, 1)
+                return CompileResult(None, (problem,))
+            checked = self._check(positional, source, expect_bool)
+            if isinstance(checked, CompileResult):
+                return checked
+        result_type, checker = checked
+        problems = checker.sorted_problems()
+        if any(p.is_error for p in problems):
+            return CompileResult(None, problems)
+        expr = CompiledExpr(
+            source=source,
+            result_type=result_type,
+            roots=frozenset(checker.roots),
+            paths=frozenset(checker.paths),
+            is_constant=not checker.roots,
+            _runner=_Program(source, positional),
+        )
+        return CompileResult(expr, problems)
+
+    def _check(
+        self, tree: Any, source: str, expect_bool: bool
+    ) -> tuple[CelType, _Checker] | CompileResult:
         checker = _Checker(self.context, source)
         try:
             result_type = checker.check(tree, expect_bool)
@@ -352,27 +689,7 @@ class CelEnvironment:
         except Exception:  # a checker bug must not take the whole bundle load down
             problem = CelProblem("PP401", "the expression could not be checked", 1, 1)
             return CompileResult(None, (problem,))
-        problems = checker.sorted_problems()
-        if any(p.is_error for p in problems):
-            return CompileResult(None, problems)
-        expr = CompiledExpr(
-            source=source,
-            result_type=result_type,
-            roots=frozenset(checker.roots),
-            paths=frozenset(checker.paths),
-            is_constant=not checker.roots,
-            _runner=self._env.program(tree),
-            _program=_closures(tree),
-        )
-        return CompileResult(expr, problems)
-
-
-def _closures(tree: Any) -> Program | None:
-    """The expression as compiled closures, or None to keep cel-python's interpreter."""
-    try:
-        return compile_program(tree)
-    except (Unsupported, RecursionError):
-        return None
+        return result_type, checker
 
 
 # --- syntax errors ---------------------------------------------------------------
@@ -407,10 +724,12 @@ def _end_position(source: str) -> tuple[int, int]:
     return len(lines), len(lines[-1]) + 1
 
 
-def _syntax_problem(exc: Exception, source: str) -> CelProblem:
-    cause = exc.__context__
-    line = getattr(exc, "line", None) or 1
-    column = getattr(exc, "column", None) or 1
+def _syntax_problem(cause: Exception, source: str) -> CelProblem:
+    """The problem for lark's parse error ``cause`` (as cel-python reports it)."""
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
+    line = getattr(cause, "line", None) or 1
+    column = getattr(cause, "column", None) or 1
     if isinstance(cause, UnexpectedToken):
         token = cause.token
         hint = _expected_hint(cause.expected or ())

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from planpolicy.cel import CelEnvironment, CompiledExpr, types_from_schema
+from planpolicy.cel import CelEnvironment, CompiledExpr, save_compile_cache, types_from_schema
 from planpolicy.celtypes import DYN, TIMESTAMP, ListType, MapType, ObjectType
 from planpolicy.context import base_context_schema, merge_extension, normalize_for_types
 from planpolicy.diagnostics import Diagnostic, DiagnosticSink, Location, Severity
@@ -922,6 +922,7 @@ def compile_bundle(
     state = CompileState(paths, DiagnosticSink(limit=limit), limits or LoadLimits(), jobs)
     for _name, stage in STAGES:
         stage(state)
+    save_compile_cache()
     return CompileResult(
         bundle=state.bundle,
         diagnostics=tuple(state.sink.sorted()),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import dataclasses
 import io
 import os
 import platform
@@ -302,7 +301,7 @@ def report(rounds: int) -> str:
     ptype = bundle.plan_types["RENEWAL_DEFENSE"]
     rules = [*ptype.eligibility, *(s.when for s in ptype.steps.values() if s.when is not None)]
 
-    interpreted = [dataclasses.replace(rule.expr, _program=None) for rule in rules]
+    interpreted = [rule.expr.interpreted() for rule in rules]
     assert all(rule.expr.compiled for rule in rules)
 
     def cel_python_only() -> None:

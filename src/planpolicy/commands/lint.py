@@ -43,9 +43,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _tune_gc() -> None:
+    """Fewer garbage collections for a short run that builds many long-lived objects.
+
+    Objects created so far (modules, classes) live until exit: ``freeze`` keeps
+    collections from scanning them again. The higher first threshold still
+    collects young cycles (refused documents, exceptions) while they are young,
+    but no longer rescans the growing set of loaded documents every few
+    thousand allocations, which cost up to half of a large run's time.
+    """
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def run(args: argparse.Namespace) -> int:
     from planpolicy.lint import run_lint
     from planpolicy.lint.formats import FORMATS, auto_format
+
+    _tune_gc()
 
     if args.limit < 1:
         print("planpolicy lint: error: --limit must be at least 1", file=sys.stderr)
