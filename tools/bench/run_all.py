@@ -25,7 +25,10 @@ def main(argv: list[str]) -> int:
         print(f"\n=== {script.stem} ===", flush=True)
         start = time.perf_counter()
         done = subprocess.run([sys.executable, str(script)], check=False)
-        print(f"({script.stem}: {time.perf_counter() - start:.1f} s, exit {done.returncode})", flush=True)
+        print(
+            f"({script.stem}: {time.perf_counter() - start:.1f} s, exit {done.returncode})",
+            flush=True,
+        )
         failed += done.returncode != 0
     return 1 if failed else 0
 
