@@ -3,13 +3,18 @@
 Same contract as the durable adapters, in one process: every operation runs
 under one lock, and nothing survives the process.
 
-Records are kept decoded. A plan is written the way a durable adapter writes
-it (encoded to JSON and validated back, so an invalid plan is refused and the
-stored form is exactly what a durable store would read back), but only once
-per write; reads then hand out a detached copy instead of decoding JSON again.
-Every plan, attempt and ledger entry that goes out is such a copy (its lists,
-dicts and nested models are new objects; immutable values are shared), so a
-caller can never change the store by mutating what it was given.
+Plans and attempts are kept decoded. A plan is written the way a durable
+adapter writes it (encoded to JSON and validated back, so an invalid plan is
+refused and the stored form is exactly what a durable store would read back),
+but only once per write; reads then hand out a detached copy instead of
+decoding JSON again. Every plan and attempt that goes out is such a copy (its
+lists, dicts and nested models are new objects; immutable values are shared),
+so a caller can never change the store by mutating what it was given.
+
+Ledger entries, written often and read rarely, are kept as their JSON text,
+as a durable store keeps them: text costs the garbage collector nothing,
+where tens of thousands of decoded entries would be traversed by every full
+collection of a long simulation.
 """
 
 from __future__ import annotations
@@ -165,7 +170,7 @@ class _State:
     guards: dict[_GuardKey, str] = field(default_factory=dict)
     leases: dict[_PlanKey, _Lease] = field(default_factory=dict)
     attempts: dict[_AttemptKey, StepAttempt] = field(default_factory=dict)
-    ledger: dict[_PlanKey, list[LedgerEntry]] = field(default_factory=dict)
+    ledger: dict[_PlanKey, list[str]] = field(default_factory=dict)  # entries as JSON
 
 
 class MemoryStore:
@@ -195,7 +200,7 @@ class MemoryStore:
                 raise AlreadyExists(*key)
             chained = chain_entries(*key, LedgerHead(), entries, plan_version=1)
             self._put_plan(stored, head=LedgerHead(chained[-1].seq, chained[-1].hash))
-            self._state.ledger[key] = list(chained)
+            self._state.ledger[key] = [codec.entry_to_json(e) for e in chained]
         return detached(stored)
 
     def get_plan(self, tenant_id: str, plan_id: str) -> RevenuePlanV1:
@@ -280,7 +285,7 @@ class MemoryStore:
                 del self._state.guards[guard]
                 holds = False
             self._put_plan(stored, head=head, holds_guard=holds)
-            self._state.ledger[key].extend(chained)
+            self._state.ledger[key].extend(codec.entry_to_json(e) for e in chained)
             for attempt in attempts:
                 assert fence is not None  # check_update_args guarantees it
                 stamped = codec.checked_attempt(attempt, fence=fence.token)
@@ -380,7 +385,7 @@ class MemoryStore:
         """See :meth:`orchestrator.ports.PlanStore.ledger`."""
         with self._lock:
             self._row(tenant_id, plan_id)
-            return [detached(entry) for entry in self._state.ledger[(tenant_id, plan_id)]]
+            return [codec.entry_from_json(doc) for doc in self._state.ledger[(tenant_id, plan_id)]]
 
     def append_ledger(
         self,
@@ -403,8 +408,10 @@ class MemoryStore:
             )
             if chained:
                 row.head = LedgerHead(chained[-1].seq, chained[-1].hash)
-                self._state.ledger[(tenant_id, plan_id)].extend(chained)
-            return [detached(entry) for entry in chained]
+                self._state.ledger[(tenant_id, plan_id)].extend(
+                    codec.entry_to_json(e) for e in chained
+                )
+            return chained  # kept as JSON: the caller may have these
 
     # -- admin ---------------------------------------------------------------
 
@@ -425,7 +432,8 @@ class MemoryStore:
         """See :meth:`orchestrator.ports.StoreAdmin.ledger_snapshot`."""
         with self._lock:
             row = self._row(tenant_id, plan_id)
-            return row.head, [detached(entry) for entry in self._state.ledger[(tenant_id, plan_id)]]
+            docs = self._state.ledger[(tenant_id, plan_id)]
+            return row.head, [codec.entry_from_json(doc) for doc in docs]
 
     # -- helpers -------------------------------------------------------------
 
