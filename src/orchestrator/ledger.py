@@ -32,6 +32,7 @@ __all__ = [
     "LedgerHead",
     "chain_entries",
     "entry_hash",
+    "rechained",
     "verify_chain",
 ]
 
@@ -137,11 +138,14 @@ class ChainProblem:
         return f"{where}: {self.message}"
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+"""The canonical JSON text of a value (what ``json.dumps`` gives with these options)."""
+
+
 def _digest(data: dict[str, object]) -> str:
-    text = json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(data).encode("utf-8")).hexdigest()
 
 
 def entry_hash(entry: LedgerEntry) -> str:
@@ -152,6 +156,21 @@ def entry_hash(entry: LedgerEntry) -> str:
     default) does not change the hash of entries written before it existed.
     """
     return _digest(entry.model_dump(mode="json", exclude={"hash"}, exclude_defaults=True))
+
+
+def rechained(entry: LedgerEntry, *, plan_version: int, prev_hash: str) -> LedgerEntry:
+    """``entry`` with another ``plan_version`` and ``prev_hash``, and the hash that gives it.
+
+    The same entry as ``model_copy`` with those two fields and then its
+    :func:`entry_hash`, with one dump instead of two copies and a dump.
+    """
+    # neither field has a default, so both are always in the canonical form
+    data = entry.model_dump(mode="json", exclude={"hash"}, exclude_defaults=True)
+    data["plan_version"] = plan_version
+    data["prev_hash"] = prev_hash
+    return entry.model_copy(
+        update={"plan_version": plan_version, "prev_hash": prev_hash, "hash": _digest(data)}
+    )
 
 
 def chain_entries(
@@ -180,7 +199,8 @@ def chain_entries(
         # the entry's canonical form is the draft's plus the placement fields,
         # none of which has a default: hash that, then build the entry once
         digest = _digest({**draft.model_dump(mode="json", exclude_defaults=True), **placed})
-        entry = LedgerEntry.model_validate({**dict(draft), **placed, "hash": digest})
+        # the draft's field values (what `dict(draft)` gives, without its slow path)
+        entry = LedgerEntry.model_validate({**draft.__dict__, **placed, "hash": digest})
         entries.append(entry)
         prev = LedgerHead(entry.seq, entry.hash)
     return entries

@@ -8,7 +8,6 @@ are checked here against decisions the caller passes in).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -76,11 +75,17 @@ class _Fired:
 
 
 class LifecycleMachine:
-    """Validates and applies triggers for one compiled lifecycle. Thread-safe."""
+    """Validates and applies triggers for one compiled lifecycle. Thread-safe.
+
+    The ``transitions`` machine is built once, and every transition the
+    document declares is run through it once, here: :meth:`fire` then looks
+    the destination up (a machine without callbacks or conditions always
+    gives the same state for the same source and trigger) instead of attaching
+    a model to the machine on every call.
+    """
 
     def __init__(self, lifecycle: CompiledLifecycle) -> None:
         self.lifecycle = lifecycle
-        self._lock = threading.Lock()
         self._machine = Machine(
             model=None,
             states=list(lifecycle.states),
@@ -94,6 +99,28 @@ class LifecycleMachine:
             send_event=False,
             model_attribute="state",
         )
+        # (state, trigger) -> (the document's transition, the machine's destination);
+        # the destination is None if the machine refuses what the document allows
+        self._table: dict[tuple[str, str], tuple[TransitionSpec, str | None]] = {}
+        for spec in lifecycle.transitions:
+            for source in spec.sources:
+                key = (source, spec.trigger)
+                if key not in self._table:
+                    found = lifecycle.transition(spec.trigger, source)
+                    assert found is not None
+                    self._table[key] = (found, self._run(source, spec.trigger))
+
+    def _run(self, state: str, trigger: str) -> str | None:
+        """The state the ``transitions`` machine reaches from ``state`` by ``trigger``."""
+        token = _Token()
+        self._machine.add_model(token, initial=state)
+        try:
+            token.trigger(trigger)  # type: ignore[attr-defined]
+        except MachineError:
+            return None
+        finally:
+            self._machine.remove_model(token)
+        return token.state
 
     def allowed_triggers(self, state: str) -> list[str]:
         """Triggers that may fire from ``state``, in document order."""
@@ -103,13 +130,13 @@ class LifecycleMachine:
 
     def guards(self, state: str, trigger: str) -> frozenset[str]:
         """Guards of the transition ``trigger`` from ``state`` (raises if invalid)."""
-        return self._spec(state, trigger).guards
+        return self._entry(state, trigger)[0].guards
 
-    def _spec(self, state: str, trigger: str) -> TransitionSpec:
-        spec = self.lifecycle.transition(trigger, state)
-        if spec is None:
+    def _entry(self, state: str, trigger: str) -> tuple[TransitionSpec, str | None]:
+        entry = self._table.get((state, trigger))
+        if entry is None:
             raise InvalidTransition(state, trigger, self.allowed_triggers(state))
-        return spec
+        return entry
 
     def fire(
         self,
@@ -125,7 +152,7 @@ class LifecycleMachine:
         ``state`` and :class:`GuardDenied` when a guard named by the document
         is not satisfied by the decision passed in (a missing decision denies).
         """
-        spec = self._spec(state, trigger)
+        spec, dest = self._entry(state, trigger)
         if "authority" in spec.guards:
             if authority is not None and authority.action != trigger:
                 detail = f"the authority decision is for `{authority.action}`, not `{trigger}`"
@@ -134,16 +161,9 @@ class LifecycleMachine:
                 raise GuardDenied(trigger, "authority", authority.reasons if authority else ())
         if "gate" in spec.guards and (gate is None or not gate.can_activate):
             raise GuardDenied(trigger, "gate", gate.reasons if gate else ())
-        with self._lock:
-            token = _Token()
-            self._machine.add_model(token, initial=state)
-            try:
-                token.trigger(trigger)  # type: ignore[attr-defined]
-            except MachineError as exc:  # defensive: the spec lookup above agrees with the machine
-                raise InvalidTransition(state, trigger, self.allowed_triggers(state)) from exc
-            finally:
-                self._machine.remove_model(token)
-        return token.state
+        if dest is None:  # defensive: the document's table agrees with the machine
+            raise InvalidTransition(state, trigger, self.allowed_triggers(state))
+        return dest
 
     def is_terminal(self, state: str) -> bool:
         return state in self.lifecycle.terminal

@@ -65,7 +65,7 @@ from orchestrator.adapters.memory import MemoryStore
 from orchestrator.adapters.memory_executor import MemoryExecutor, Outcome
 from orchestrator.clock import Clock
 from orchestrator.execution import ActionIntent, idempotency_key
-from orchestrator.ledger import GENESIS_HASH, LedgerDraft, LedgerEntry, entry_hash
+from orchestrator.ledger import GENESIS_HASH, LedgerDraft, LedgerEntry, rechained
 from orchestrator.policy import PolicyRuntime
 from orchestrator.records import Fence, Page, PlanRef, StepAttempt
 from planpolicy.plan import PlanStatus, RevenuePlanV1, StepStatus
@@ -677,12 +677,14 @@ class SkippingStore:
         for entry in entries:
             index = bisect.bisect_right(starts, entry.seq) - 1
             extra = track.offsets[index][1] if index >= 0 else 0
-            moved = entry.model_copy(
-                update={"plan_version": entry.plan_version + extra, "prev_hash": prev}
-            )
-            moved = moved.model_copy(update={"hash": entry_hash(moved)})
-            out.append(moved)
-            prev = moved.hash
+            if not extra and entry.prev_hash == prev:
+                # written before the first idle look: stored exactly as a real loop's
+                out.append(entry)
+            else:
+                out.append(
+                    rechained(entry, plan_version=entry.plan_version + extra, prev_hash=prev)
+                )
+            prev = out[-1].hash
         return out
 
     def append_ledger(

@@ -165,3 +165,32 @@ def test_the_machine_never_imports_callbacks_from_yaml(machine: LifecycleMachine
             for transition in transitions:
                 assert transition.prepare == transition.before == transition.after == []
                 assert transition.conditions == []
+
+
+def test_fire_gives_what_the_transitions_machine_gives_for_every_state_and_trigger(
+    machine: LifecycleMachine,
+) -> None:
+    """``fire`` looks destinations up; the table agrees with running the machine itself."""
+    from transitions import MachineError
+
+    from planpolicy.lifecycle import _Token
+
+    lifecycle = machine.lifecycle
+    triggers = {t.trigger for t in lifecycle.transitions} | {"nonsense"}
+    for state in lifecycle.states:
+        for trigger in sorted(triggers):
+            token = _Token()
+            machine._machine.add_model(token, initial=state)
+            try:
+                token.trigger(trigger)  # type: ignore[attr-defined]
+                expected: str | None = token.state
+            except (MachineError, AttributeError):
+                expected = None
+            finally:
+                machine._machine.remove_model(token)
+            try:
+                spec, dest = machine._entry(state, trigger)
+            except InvalidTransition:
+                assert expected is None, (state, trigger)
+                continue
+            assert dest == expected == spec.dest, (state, trigger)

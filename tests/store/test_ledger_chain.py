@@ -15,6 +15,8 @@ from orchestrator.ledger import (
     LedgerEvent,
     LedgerHead,
     chain_entries,
+    entry_hash,
+    rechained,
     verify_chain,
 )
 from support.plans import T0, draft
@@ -118,3 +120,25 @@ def test_any_single_field_change_is_detected(
     problems = verify_chain(tampered, head=_head(entries))
     assert problems
     assert {p.seq for p in problems} == {index + 1}
+
+
+def test_rechained_is_a_copy_with_the_hash_its_new_placement_gives() -> None:
+    drafts = [
+        draft(LedgerEvent.NOTE),  # every defaulted field at its default
+        draft(
+            LedgerEvent.STEP_OUTCOME,
+            reason="ok",
+            bundle_digest="sha256:" + "ab" * 32,
+            document_versions={"PlanType/X": 2},
+            attempt=2,
+            evidence={"nested": {"list": [1, "two", None, 1.5]}, "flag": False},
+        ),
+    ]
+    prev = GENESIS_HASH
+    for entry in chain_entries("acme", "p1", LedgerHead(), drafts, plan_version=3):
+        moved = rechained(entry, plan_version=7, prev_hash=prev)
+        expected = entry.model_copy(update={"plan_version": 7, "prev_hash": prev})
+        expected = expected.model_copy(update={"hash": entry_hash(expected)})
+        assert moved == expected
+        assert moved.computed_hash() == moved.hash
+        prev = moved.hash

@@ -11,6 +11,11 @@ that come and go; approvals of the HIGH-risk escalation step), then times:
 - where the time goes (cProfile over one run), by package and by function.
 
     .venv/bin/python tools/bench/bench_simulate.py [--plans 1000] [--days 180] [--runs 3]
+
+``--replay-cel`` runs the simulation once to record every CEL result, then
+times (and profiles) runs that replay those results instead of evaluating:
+the same run, turn for turn, without the cost of CEL evaluation, which shows
+what everything else costs (the whole command is still timed for real).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import itertools
 import os
 import platform
 import pstats
@@ -28,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,12 +160,45 @@ CUMULATIVE = {
 }
 
 
+def replay_cel(run_once: Callable[[], object]) -> None:
+    """Record every CEL result of ``run_once()``; afterwards evaluations replay them in order."""
+    from planpolicy import cel
+
+    real = cel.CompiledExpr.evaluate
+    tape: list[tuple[str, cel.EvalResult]] = []
+
+    def record(self: cel.CompiledExpr, activation: cel.Activation) -> cel.EvalResult:
+        result = real(self, activation)
+        tape.append((self.source, result))
+        return result
+
+    cel.CompiledExpr.evaluate = record  # type: ignore[method-assign]
+    try:
+        run_once()
+    finally:
+        cel.CompiledExpr.evaluate = real  # type: ignore[method-assign]
+    position = itertools.count()
+
+    def replay(self: cel.CompiledExpr, activation: cel.Activation) -> cel.EvalResult:
+        source, result = tape[next(position) % len(tape)]
+        if source != self.source:
+            raise RuntimeError("the replayed run went another way than the recorded one")
+        return result
+
+    cel.CompiledExpr.evaluate = replay  # type: ignore[method-assign]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plans", type=int, default=1000)
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument(
+        "--replay-cel",
+        action="store_true",
+        help="time runs that replay recorded CEL results (the cost of everything but CEL)",
+    )
     args = parser.parse_args()
 
     from planpolicy import load_bundle
@@ -170,6 +210,9 @@ def main() -> int:
         path = Path(tmp) / "bench.yaml"
         path.write_text(scenario_text(args.plans, args.days))
         size = path.stat().st_size
+        if args.replay_cel:
+            replay_cel(lambda: run(load_scenario(path, bundle), bundle))
+            print("CEL evaluation replayed from a recording in the timed and profiled runs")
         samples, cpu, loads = [], [], []
         result = None
         for _ in range(args.runs):

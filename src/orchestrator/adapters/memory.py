@@ -1,17 +1,37 @@
 """In-memory plan store for unit tests and simulation.
 
 Same contract as the durable adapters, in one process: every operation runs
-under one lock, plans are kept as JSON so callers never share mutable objects
-with the store, and nothing survives the process.
+under one lock, and nothing survives the process.
+
+Plans and attempts are kept decoded. A plan is written the way a durable
+adapter writes it (encoded to JSON and validated back, so an invalid plan is
+refused and the stored form is exactly what a durable store would read back),
+but only once per write; reads then hand out a detached copy instead of
+decoding JSON again. Every plan and attempt that goes out is such a copy (its
+lists, dicts and nested models are new objects; immutable values are shared),
+so a caller can never change the store by mutating what it was given.
+
+Ledger entries, written often and read rarely, are kept as their JSON text,
+as a durable store keeps them: text costs the garbage collector nothing,
+where tens of thousands of decoded entries would be traversed by every full
+collection of a long simulation.
 """
 
 from __future__ import annotations
 
+import copy
+import enum
 import threading
+import types
+import typing
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel
 
 from orchestrator.adapters import codec
 from orchestrator.errors import (
@@ -25,17 +45,114 @@ from orchestrator.ledger import LedgerDraft, LedgerEntry, LedgerHead, chain_entr
 from orchestrator.records import Fence, Page, PlanRef, StepAttempt
 from planpolicy.plan import RevenuePlanV1
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "detached"]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 _PlanKey = tuple[str, str]
 _GuardKey = tuple[str, str, str]
 _AttemptKey = tuple[str, str, str, int]
 
 
+_ATOMIC: tuple[type, ...] = (
+    str,
+    bytes,
+    int,
+    float,
+    complex,
+    bool,
+    type(None),
+    datetime,
+    date,
+    timedelta,
+    Decimal,
+    uuid.UUID,
+    enum.Enum,
+)
+"""Immutable value types: a copy may share them."""
+
+_atomic_types: set[type] = {str, int, float, bool, type(None), datetime, uuid.UUID}
+_copied_fields: dict[type, tuple[int, tuple[str, ...]]] = {}
+_set_attr = object.__setattr__
+
+
+def _atomic_annotation(annotation: Any) -> bool:
+    """True when every value a field of this type validates to is immutable."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _atomic_annotation(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return all(_atomic_annotation(arg) for arg in typing.get_args(annotation))
+    if origin is Literal:
+        return all(type(arg) in _atomic_types for arg in typing.get_args(annotation))
+    if annotation is None or annotation is AwareDatetime:
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, _ATOMIC)
+
+
+def _fields_to_copy(cls: type[BaseModel]) -> tuple[int, tuple[str, ...]]:
+    """How many fields ``cls`` has, and those that may hold a mutable value."""
+    found = _copied_fields.get(cls)
+    if found is None:
+        fields = cls.model_fields
+        names = tuple(
+            name for name, info in fields.items() if not _atomic_annotation(info.annotation)
+        )
+        found = _copied_fields[cls] = (len(fields), names)
+    return found
+
+
+def _detach(value: Any) -> Any:
+    kind = type(value)
+    if kind in _atomic_types:
+        return value
+    if kind is list:
+        return [_detach(item) for item in value]
+    if kind is dict:
+        return {key: _detach(item) for key, item in value.items()}
+    if isinstance(value, BaseModel):
+        return detached(value)
+    if issubclass(kind, _ATOMIC):  # immutable: share it (and remember the type)
+        _atomic_types.add(kind)
+        return value
+    return copy.deepcopy(value)
+
+
+def detached(model: _M) -> _M:
+    """A copy of ``model`` that shares no mutable object with it (immutable values are shared).
+
+    What ``model_copy(deep=True)`` gives, without ``deepcopy``'s cost: lists,
+    dicts and nested models are copied, strings, numbers, times, UUIDs and
+    enum members are shared, anything else is deep-copied. No validation runs.
+
+    ``model`` must be a validated instance (the store validates everything it
+    keeps): a field declared with an immutable type (``str``, ``int``, a
+    datetime, an enum, ...) is then known to hold an immutable value and is
+    shared without looking; every other field is copied by value.
+    """
+    cls = type(model)
+    out = cls.__new__(cls)
+    fields = model.__dict__
+    copied = fields.copy()
+    count, names = _copied_fields.get(cls) or _fields_to_copy(cls)
+    if len(fields) != count:  # not an instance as validation builds it: look at every value
+        names = tuple(fields)
+    for name in names:
+        value = fields.get(name)
+        if type(value) not in _atomic_types:
+            copied[name] = _detach(value)
+    _set_attr(out, "__dict__", copied)
+    _set_attr(out, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+    extra = model.__pydantic_extra__
+    _set_attr(out, "__pydantic_extra__", None if extra is None else _detach(extra))
+    private = getattr(model, "__pydantic_private__", None)
+    _set_attr(out, "__pydantic_private__", None if private is None else copy.deepcopy(private))
+    return out
+
+
 @dataclass(slots=True)
 class _PlanRow:
-    doc: str
-    plan: RevenuePlanV1
+    plan: RevenuePlanV1  # the stored form; never handed out, only detached copies of it
     head: LedgerHead
     holds_guard: bool = False
 
@@ -53,7 +170,7 @@ class _State:
     guards: dict[_GuardKey, str] = field(default_factory=dict)
     leases: dict[_PlanKey, _Lease] = field(default_factory=dict)
     attempts: dict[_AttemptKey, StepAttempt] = field(default_factory=dict)
-    ledger: dict[_PlanKey, list[LedgerEntry]] = field(default_factory=dict)
+    ledger: dict[_PlanKey, list[str]] = field(default_factory=dict)  # entries as JSON
 
 
 class MemoryStore:
@@ -83,13 +200,13 @@ class MemoryStore:
                 raise AlreadyExists(*key)
             chained = chain_entries(*key, LedgerHead(), entries, plan_version=1)
             self._put_plan(stored, head=LedgerHead(chained[-1].seq, chained[-1].hash))
-            self._state.ledger[key] = list(chained)
-        return stored
+            self._state.ledger[key] = [codec.entry_to_json(e) for e in chained]
+        return detached(stored)
 
     def get_plan(self, tenant_id: str, plan_id: str) -> RevenuePlanV1:
         """See :meth:`orchestrator.ports.PlanStore.get_plan`."""
         with self._lock:
-            return codec.plan_from_json(self._row(tenant_id, plan_id).doc)
+            return detached(self._row(tenant_id, plan_id).plan)
 
     def list_plans(
         self,
@@ -115,7 +232,7 @@ class MemoryStore:
             ]
         rows.sort(key=lambda row: codec.list_key(row.plan))
         page = rows[:limit]
-        items = [codec.plan_from_json(row.doc) for row in page]
+        items = [detached(row.plan) for row in page]
         more = len(rows) > limit
         next_cursor = codec.encode_cursor(scope, codec.list_key(page[-1].plan)) if more else None
         return Page(items=items, next_cursor=next_cursor)
@@ -168,12 +285,12 @@ class MemoryStore:
                 del self._state.guards[guard]
                 holds = False
             self._put_plan(stored, head=head, holds_guard=holds)
-            self._state.ledger[key].extend(chained)
+            self._state.ledger[key].extend(codec.entry_to_json(e) for e in chained)
             for attempt in attempts:
                 assert fence is not None  # check_update_args guarantees it
                 stamped = codec.checked_attempt(attempt, fence=fence.token)
                 self._state.attempts[self._attempt_key(attempt)] = stamped
-        return stored
+        return detached(stored)
 
     def active_plan_for(self, tenant_id: str, account_id: str, plan_type: str) -> str | None:
         """See :meth:`orchestrator.ports.PlanStore.active_plan_for`."""
@@ -238,7 +355,7 @@ class MemoryStore:
             found = self._state.attempts.get((tenant_id, plan_id, str(step_id), attempt))
         if found is None:
             raise NotFound(tenant_id, f"{plan_id}:{step_id}:{attempt}", "attempt")
-        return found
+        return detached(found)
 
     def update_attempt(self, attempt: StepAttempt, fence: Fence) -> StepAttempt:
         """See :meth:`orchestrator.ports.PlanStore.update_attempt`."""
@@ -250,7 +367,7 @@ class MemoryStore:
                 raise NotFound(attempt.tenant_id, attempt.idempotency_key, "attempt")
             stored = codec.checked_attempt(attempt, fence=fence.token)
             self._state.attempts[key] = stored
-            return stored
+            return detached(stored)
 
     def list_attempts(self, tenant_id: str, plan_id: str) -> list[StepAttempt]:
         """See :meth:`orchestrator.ports.PlanStore.list_attempts`."""
@@ -260,7 +377,7 @@ class MemoryStore:
                 for key, value in self._state.attempts.items()
                 if key[:2] == (tenant_id, plan_id)
             ]
-        return [value for _, value in sorted(found, key=lambda kv: kv[0])]
+        return [detached(value) for _, value in sorted(found, key=lambda kv: kv[0])]
 
     # -- ledger --------------------------------------------------------------
 
@@ -268,7 +385,7 @@ class MemoryStore:
         """See :meth:`orchestrator.ports.PlanStore.ledger`."""
         with self._lock:
             self._row(tenant_id, plan_id)
-            return list(self._state.ledger[(tenant_id, plan_id)])
+            return [codec.entry_from_json(doc) for doc in self._state.ledger[(tenant_id, plan_id)]]
 
     def append_ledger(
         self,
@@ -291,8 +408,10 @@ class MemoryStore:
             )
             if chained:
                 row.head = LedgerHead(chained[-1].seq, chained[-1].hash)
-                self._state.ledger[(tenant_id, plan_id)].extend(chained)
-            return chained
+                self._state.ledger[(tenant_id, plan_id)].extend(
+                    codec.entry_to_json(e) for e in chained
+                )
+            return chained  # kept as JSON: the caller may have these
 
     # -- admin ---------------------------------------------------------------
 
@@ -313,7 +432,8 @@ class MemoryStore:
         """See :meth:`orchestrator.ports.StoreAdmin.ledger_snapshot`."""
         with self._lock:
             row = self._row(tenant_id, plan_id)
-            return row.head, list(self._state.ledger[(tenant_id, plan_id)])
+            docs = self._state.ledger[(tenant_id, plan_id)]
+            return row.head, [codec.entry_from_json(doc) for doc in docs]
 
     # -- helpers -------------------------------------------------------------
 
@@ -326,9 +446,9 @@ class MemoryStore:
     def _put_plan(
         self, plan: RevenuePlanV1, *, head: LedgerHead, holds_guard: bool = False
     ) -> None:
-        doc = codec.plan_to_json(plan)
+        """Keep ``plan``, the stored form of :func:`codec.stored_form` (no caller holds it)."""
         self._state.plans[(plan.tenant_id, plan.plan_id)] = _PlanRow(
-            doc=doc, plan=codec.plan_from_json(doc), head=head, holds_guard=holds_guard
+            plan=plan, head=head, holds_guard=holds_guard
         )
 
     def _check_fence(self, fence: Fence) -> None:
