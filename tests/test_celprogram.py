@@ -151,6 +151,14 @@ ENV = CelEnvironment(ObjectType({}, open=True))
 ACTIVATION = make_activation(CONTEXT)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _cel_python_ready() -> None:
+    # The first evaluation builds cel-python's Environment, which raises the recursion
+    # limit: do it before hypothesis runs (it refuses a limit changed under it).
+    warm = ENV.compile("1 == 1").expr
+    assert warm is not None and warm.interpreted().evaluate(ACTIVATION).value is True
+
+
 def _interpreted(expr: CompiledExpr) -> CompiledExpr:
     reference = expr.interpreted()
     assert not reference.compiled

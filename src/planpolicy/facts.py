@@ -76,7 +76,10 @@ def _aware(value: datetime) -> datetime:
 class Facts:
     """What is known at evaluation time. ``extra`` holds roots declared by extensions.
 
-    A naive ``now`` is taken as UTC.
+    A naive ``now`` is taken as UTC. Facts are read, never changed: the CEL
+    values converted from them are kept with them, so the gate, the evaluator
+    and every step rule of one turn share one conversion (build new facts, e.g.
+    with :meth:`at`, when the world changes).
     """
 
     now: datetime
@@ -196,7 +199,52 @@ def activation_for(bundle: PolicyBundle, plan: RevenuePlanV1, facts: Facts) -> A
             for key, value in context_data(plan, facts).items()
         }
         return make_activation(data, types=bundle.cel.context)
-    return _projected(bundle, ptype.name, ptype.paths, context_data(plan, facts, ptype.roots))
+    readers = _readers(bundle, ptype.name, ptype.paths)
+    defs = bundle.context_schema.get("$defs", {})
+    values = dict(_facts_roots(bundle, ptype.name, ptype.roots, readers, facts))
+    if "plan" in readers:
+        values["plan"] = readers["plan"].read(plan_view(plan, facts.now), defs)
+    if "tenant" in readers:
+        values["tenant"] = readers["tenant"].read({"tenant_id": plan.tenant_id}, defs)
+    return activation_of(values)
+
+
+_PLAN_ROOTS = frozenset({"plan", "tenant"})
+
+
+def _facts_roots(
+    bundle: PolicyBundle,
+    name: str,
+    roots: frozenset[str],
+    readers: Mapping[str, _Reader],
+    facts: Facts,
+) -> Mapping[str, Any]:
+    """The converted roots that come from ``facts`` alone, converted once per Facts object."""
+    kept: dict[tuple[str, str], Mapping[str, Any]] = facts.__dict__.setdefault("_cel_roots", {})
+    key = (bundle.digest, name)
+    found = kept.get(key)
+    if found is None:
+        defs = bundle.context_schema.get("$defs", {})
+        data = _facts_data(facts, roots - _PLAN_ROOTS)
+        found = {k: readers[k].read(v, defs) for k, v in data.items() if k in readers}
+        kept[key] = found
+    return found
+
+
+def _facts_data(facts: Facts, only: frozenset[str]) -> dict[str, Any]:
+    """The roots of the plain context that come from the facts (not ``plan``/``tenant``)."""
+    data: dict[str, Any] = {
+        key: dict(value)
+        for key, value in facts.extra.items()
+        if key not in RESERVED_ROOTS and key in only
+    }
+    if "account" in only:
+        data["account"] = dict(facts.account)
+    if "signals" in only:
+        data["signals"] = dict(facts.signals)
+    if "now" in only:
+        data["now"] = facts.now
+    return data
 
 
 def _projected(

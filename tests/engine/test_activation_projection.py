@@ -78,7 +78,10 @@ def _whole(data: dict[str, Any]) -> Any:
 
 @pytest.fixture(autouse=True, scope="module")
 def _bundle_loaded() -> None:
-    bundle()  # loading may raise the recursion limit; not inside a hypothesis run
+    # Loading the bundle and the first evaluation (cel-python's Environment) may raise
+    # the recursion limit: do both before hypothesis runs.
+    compiled = bundle().cel.compile("1 == 1").expr
+    assert compiled is not None and compiled.evaluate(make_activation({})).value is True
 
 
 @settings(max_examples=150, deadline=None)
