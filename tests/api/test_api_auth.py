@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -27,7 +28,7 @@ PROTECTED = [
 
 def _token(**claims: object) -> str:
     now = int(time.time())
-    base: dict[str, object] = {"sub": "u1", "tenant_id": "t1", "roles": [], "exp": now + 60}
+    base: dict[str, object] = {"sub": "u1", "tenant_id": "t1", "roles": [], "exp": now + 3600}
     base.update(claims)
     return jwt.encode({k: v for k, v in base.items() if v is not None}, SECRET, algorithm="HS256")
 
@@ -45,19 +46,21 @@ def test_every_endpoint_refuses_a_request_without_a_token(
 @pytest.mark.parametrize(
     ("authorization", "detail"),
     [
-        ("Basic dXNlcjpwYXNz", "not a bearer token"),
-        ("Bearer not-a-jwt", "malformed token"),
+        (lambda: "Basic dXNlcjpwYXNz", "not a bearer token"),
+        (lambda: "Bearer not-a-jwt", "malformed token"),
         (
-            f"Bearer {jwt.encode({'sub': 'u1', 'tenant_id': 't1', 'exp': 9999999999}, 'another-secret-of-enough-length-000000', algorithm='HS256')}",
+            lambda: (
+                f"Bearer {jwt.encode({'sub': 'u1', 'tenant_id': 't1', 'exp': 9999999999}, 'another-secret-of-enough-length-000000', algorithm='HS256')}"
+            ),
             "bad signature",
         ),
-        (f"Bearer {_token(exp=int(time.time()) - 3600)}", "expired"),
-        (f"Bearer {_token(exp=None)}", "missing `exp` claim"),
-        (f"Bearer {_token(sub=None)}", "missing `sub` claim"),
-        (f"Bearer {_token(tenant_id=None)}", "no valid `tenant_id` claim"),
-        (f"Bearer {_token(tenant_id='../other')}", "no valid `tenant_id` claim"),
-        (f"Bearer {_token(roles='a role with spaces!')}", "not a role name"),
-        (f"Bearer {_token(roles=7)}", "must be a list"),
+        (lambda: f"Bearer {_token(exp=int(time.time()) - 3600)}", "expired"),
+        (lambda: f"Bearer {_token(exp=None)}", "missing `exp` claim"),
+        (lambda: f"Bearer {_token(sub=None)}", "missing `sub` claim"),
+        (lambda: f"Bearer {_token(tenant_id=None)}", "no valid `tenant_id` claim"),
+        (lambda: f"Bearer {_token(tenant_id='../other')}", "no valid `tenant_id` claim"),
+        (lambda: f"Bearer {_token(roles='a role with spaces!')}", "not a role name"),
+        (lambda: f"Bearer {_token(roles=7)}", "must be a list"),
     ],
     ids=[
         "basic",
@@ -73,9 +76,10 @@ def test_every_endpoint_refuses_a_request_without_a_token(
     ],
 )
 def test_bad_tokens_are_refused_with_the_reason(
-    api: ApiClient, authorization: str, detail: str
+    api: ApiClient, authorization: Callable[[], str], detail: str
 ) -> None:
-    response = api.http.get("/v1/me", headers={"Authorization": authorization})
+    # Tokens are made when the test runs: one made at import could expire before it.
+    response = api.http.get("/v1/me", headers={"Authorization": authorization()})
     body = assert_problem(response, 401, "unauthenticated")
     assert detail in body["detail"]
 
