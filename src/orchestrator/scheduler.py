@@ -295,17 +295,26 @@ class Scheduler:
         outcome = self.runtime.evaluator.evaluate(plan, facts, now)
         notes: list[LedgerDraft] = []
         if outcome.errors:
-            # Fail closed: an objective that cannot be evaluated is not met, and says so.
+            # Fail closed: an objective that cannot be evaluated is not met, and says so,
+            # once per cause rather than at every recheck.
+            message = ("state evaluator: " + "; ".join(e.message for e in outcome.errors))[:2000]
+            if plan.evaluation_error != message:
+                notes.append(
+                    self._draft(now, fence, LedgerEvent.NOTE, message, evidence=outcome.as_dict())
+                )
+                plan = plan.model_copy(update={"evaluation_error": message})
+            summary.add("evaluation_errors")
+        elif plan.evaluation_error is not None:
             notes.append(
                 self._draft(
                     now,
                     fence,
                     LedgerEvent.NOTE,
-                    "state evaluator: " + "; ".join(e.message for e in outcome.errors),
+                    "state evaluator: the objective can be evaluated again",
                     evidence=outcome.as_dict(),
                 )
             )
-            summary.add("evaluation_errors")
+            plan = plan.model_copy(update={"evaluation_error": None})
         if outcome.terminal:
             trigger = "complete" if outcome.status == PlanStatus.COMPLETED else "expire"
             event = LedgerEvent.COMPLETED if trigger == "complete" else LedgerEvent.EXPIRED

@@ -135,6 +135,11 @@ class RevenuePlanV1(_Rec):
     next_due_at: AwareDatetime | None = Field(
         default=None, description="When the orchestrator should next look at the plan"
     )
+    evaluation_error: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Why the objective cannot be evaluated now (noted in the ledger once per cause)",
+    )
     version: int = Field(default=1, ge=1, description="Optimistic-concurrency counter")
 
     def step(self, step_id: uuid.UUID | str) -> PlanStep:

@@ -166,6 +166,24 @@ def test_a_cel_error_in_the_objective_is_ledgered_and_completes_nothing() -> Non
     assert world.plan(plan_id).status == "ACTIVE"
     notes = reasons(world, plan_id, "note")
     assert any("renewal_closed_won" in n and "could not be evaluated" in n for n in notes)
+    assert world.plan(plan_id).evaluation_error is not None
+
+
+def test_an_objective_error_is_noted_once_per_cause_and_its_recovery_too() -> None:
+    world = World()
+    plan_id = started(world)
+    world.tick()
+    world.update_account("acct-1", renewal=None)
+    for _ in range(5):  # five hourly rechecks with the same error
+        assert world.tick(HOUR).counts["evaluation_errors"] == 1
+    failing = [n for n in reasons(world, plan_id, "note") if "could not be evaluated" in n]
+    assert len(failing) == 1
+    world.update_account("acct-1", renewal={"status": "AT_RISK", "amount": 1000.0})
+    world.tick(HOUR)
+    world.tick(HOUR)
+    notes = reasons(world, plan_id, "note")
+    assert sum("can be evaluated again" in n for n in notes) == 1
+    assert world.plan(plan_id).evaluation_error is None
 
 
 def test_expiry_of_an_active_plan() -> None:
