@@ -17,7 +17,13 @@ from orchestrator.adapters.dynamodb import (
     DynamoDBStore,
     table_definitions,
 )
-from orchestrator.errors import FenceLost, StoreNotInitialized, StoreUnavailable, VersionConflict
+from orchestrator.errors import (
+    FenceLost,
+    StoreError,
+    StoreNotInitialized,
+    StoreUnavailable,
+    VersionConflict,
+)
 from orchestrator.ledger import LedgerEvent, verify_chain
 from orchestrator.records import StepAttempt
 from support.plans import T0, created, draft, make_plan
@@ -354,3 +360,19 @@ def test_init_records_and_guards_the_schema_version(
     set_version(SCHEMA_VERSION + 1)
     with pytest.raises(StoreNotInitialized, match="newer than this code supports"):
         store.init()
+
+
+def test_a_write_that_failed_otherwise_forgets_what_it_remembered(
+    dynamo: tuple[DynamoDBStore, list[dict[str, Any]]],
+) -> None:
+    store, sent = dynamo
+    plan = make_plan(status="APPROVED")
+    store.create_plan(plan, created(plan))
+    seen = store.get_plan("acme", plan.plan_id)
+    with _stubbed(store) as stub:  # the outcome of the transaction is unknown to the store
+        stub.add_client_error("transact_write_items", "ValidationException")
+        with pytest.raises(StoreError):
+            store.update_plan(seen, expected_version=1, entries=[draft()])
+    sent.clear()
+    assert store.update_plan(seen, expected_version=1, entries=[draft()]).version == 2
+    assert [r["op"] for r in sent] == ["GetItem", "TransactWriteItems"]

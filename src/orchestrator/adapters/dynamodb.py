@@ -519,16 +519,15 @@ class DynamoDBStore:
         stored, doc = codec.stored_form(plan, version=new_version)
         remembered = self._recall(tenant_id, plan_id, expected_version)
         for _ in range(_RETRIES):
-            if remembered is not None:
-                # its fence may predate the caller's lease: the transaction checks it
-                state, remembered = remembered, None
-            else:
-                state = self._state(tenant_id, plan_id)
+            from_memory = remembered is not None
+            state = remembered if remembered is not None else self._state(tenant_id, plan_id)
+            remembered = None  # a retry reads
+            codec.check_stored_identity(plan_id, state.account_id, state.plan_type, plan)
+            if not from_memory:  # a remembered fence may predate the caller's lease
                 if fence is not None and state.fence != fence.token:
                     raise FenceLost(tenant_id, plan_id, fence.token)
                 if state.version != expected_version:
                     raise VersionConflict(tenant_id, plan_id, expected_version, state.version)
-            codec.check_stored_identity(plan_id, state.account_id, state.plan_type, plan)
             chained = chain_entries(
                 tenant_id, plan_id, state.head, entries, plan_version=new_version
             )
@@ -576,7 +575,7 @@ class DynamoDBStore:
                     if cancelled.failed(first_attempt + offset):
                         raise NotFound(tenant_id, attempt.idempotency_key, "attempt") from None
                 continue  # the ledger head moved under us: read again
-            except StoreError:
+            except BaseException:  # unknown whether it was written (a timeout, ...)
                 self._forget(tenant_id, plan_id)
                 raise
             self._remember(
