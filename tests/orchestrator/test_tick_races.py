@@ -183,7 +183,7 @@ def test_workers_racing_on_dynamodb(
     tmp_path: Path, exec_service: ExecService, dynamodb_endpoint: str
 ) -> None:
     # moto serves one request at a time (tests/support/serial_moto.py), so the race
-    # takes as long as the server's work: ~6,300 requests for 200 plans. It used to
+    # takes as long as the server's work: ~6,800 requests for 200 plans. It used to
     # copy every table a transaction names (cost growing with the ledger: 100 plans took
     # ~3 minutes); serial_moto now keeps an undo log of the named items instead, and
     # the adapter's writes after a read are one request each: 200 plans take about a
