@@ -1,10 +1,11 @@
 """Races: several worker processes tick the same store at the same instants.
 
-Hundreds of FOLLOW_UP plans on SQLite, a few dozen on DynamoDB (moto is slow,
-see the test), some accounts with two plans so that activations conflict, run
-to the end while 4-6 spawned workers tick every round together. The
-reference execution service (a real HTTP server, deduplicating by key) fails,
-times out, answers late or refuses some calls, reproducibly by key. Then:
+200 FOLLOW_UP plans on each of SQLite and DynamoDB (RACE_SQLITE_PLANS and
+RACE_DYNAMODB_PLANS change that), some accounts with two plans so that
+activations conflict, run to the end while 5 spawned workers tick every round
+together. The reference execution service (a real HTTP server, deduplicating by
+key) fails, times out, answers late or refuses some calls, reproducibly by key.
+Then:
 
 - every step key the ledgers dispatched reached the service exactly once
   (effective executions) and the service executed no key the ledgers lack;
@@ -181,10 +182,13 @@ def test_workers_racing_on_sqlite(tmp_path: Path, exec_service: ExecService) -> 
 def test_workers_racing_on_dynamodb(
     tmp_path: Path, exec_service: ExecService, dynamodb_endpoint: str
 ) -> None:
-    # moto serves one request at a time (see tests/support/serial_moto.py) at ~10 ms a
-    # call, and a transaction copies the whole table first, so its cost grows with the
-    # table: 100 plans take ~3 minutes here. RACE_DYNAMODB_PLANS=300 runs a long race.
-    plans = int(os.environ.get("RACE_DYNAMODB_PLANS", "16"))
+    # moto serves one request at a time (tests/support/serial_moto.py), so the race
+    # takes as long as the server's work: ~6,800 requests for 200 plans. It used to
+    # copy every table a transaction names (cost growing with the ledger: 100 plans took
+    # ~3 minutes); serial_moto now keeps an undo log of the named items instead, and
+    # the adapter's writes after a read are one request each: 200 plans take about a
+    # minute here. RACE_DYNAMODB_PLANS=1000 runs a long race.
+    plans = int(os.environ.get("RACE_DYNAMODB_PLANS", "200"))
     prefix = f"race{uuid.uuid4().hex[:8]}-"
     _race(
         f"dynamodb://{prefix}?region=us-east-1",
@@ -192,5 +196,5 @@ def test_workers_racing_on_dynamodb(
         exec_service,
         plans=plans,
         doubles=max(plans // 8, 2),
-        workers=4,
+        workers=5,
     )

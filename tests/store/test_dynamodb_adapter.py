@@ -17,8 +17,14 @@ from orchestrator.adapters.dynamodb import (
     DynamoDBStore,
     table_definitions,
 )
-from orchestrator.errors import StoreNotInitialized, StoreUnavailable, VersionConflict
-from orchestrator.ledger import LedgerEvent
+from orchestrator.errors import (
+    FenceLost,
+    StoreError,
+    StoreNotInitialized,
+    StoreUnavailable,
+    VersionConflict,
+)
+from orchestrator.ledger import LedgerEvent, verify_chain
 from orchestrator.records import StepAttempt
 from support.plans import T0, created, draft, make_plan
 
@@ -118,11 +124,26 @@ def test_request_budget_per_operation(dynamo: tuple[DynamoDBStore, list[dict[str
     assert count(lambda: store.create_plan(plan, created(plan))) == ["TransactWriteItems"]
     assert count(lambda: store.get_plan("acme", plan.plan_id)) == ["GetItem"]
     activate = plan.model_copy(update={"status": "ACTIVE"})
+    # the plan's bookkeeping came with get_plan: the update is one transaction
     assert count(
         lambda: store.update_plan(
             activate, expected_version=1, entries=[draft()], activate_guard=True
         )
-    ) == ["GetItem", "TransactWriteItems"]
+    ) == ["TransactWriteItems"]
+    # ... and so is the next one, from what the last write stored
+    assert count(lambda: store.update_plan(activate, expected_version=2, entries=[draft()])) == [
+        "TransactWriteItems"
+    ]
+    # a store that has not seen the plan at that version reads its bookkeeping first
+    other = DynamoDBStore(store.prefix, client=store._client)
+    assert count(lambda: other.update_plan(activate, expected_version=3, entries=[draft()])) == [
+        "GetItem",
+        "TransactWriteItems",
+    ]
+    assert count(lambda: store.update_plan(activate, expected_version=4, entries=[draft()])) == [
+        "GetItem",
+        "TransactWriteItems",
+    ]
     fences: list[Any] = []
     assert count(
         lambda: fences.append(store.acquire_lease("acme", plan.plan_id, "w", T0, timedelta(1)))
@@ -140,6 +161,78 @@ def test_request_budget_per_operation(dynamo: tuple[DynamoDBStore, list[dict[str
         "GetItem",
         "TransactWriteItems",
     ]
+
+
+def _two_stores(dynamo: tuple[DynamoDBStore, Any]) -> tuple[DynamoDBStore, DynamoDBStore]:
+    """The fixture's store and a second one on the same tables (another worker)."""
+    store, _ = dynamo
+    return store, DynamoDBStore(store.prefix, client=store._client)
+
+
+def test_a_remembered_version_that_moved_is_a_conflict_and_writes_nothing(
+    dynamo: tuple[DynamoDBStore, list[dict[str, Any]]],
+) -> None:
+    mine, theirs = _two_stores(dynamo)
+    plan = make_plan(status="APPROVED")
+    mine.create_plan(plan, created(plan))
+    seen = mine.get_plan("acme", plan.plan_id)
+    theirs.update_plan(seen, expected_version=1, entries=[draft()])
+    with pytest.raises(VersionConflict) as info:
+        mine.update_plan(seen.model_copy(update={"objective": "mine"}), expected_version=1)
+    assert (info.value.expected, info.value.actual) == (1, 2)
+    stored = theirs.get_plan("acme", plan.plan_id)
+    assert (stored.version, stored.objective) == (2, seen.objective)
+    assert len(theirs.ledger("acme", plan.plan_id)) == 2
+    # the failure is not remembered: the next try reads, decides and writes
+    assert mine.update_plan(stored, expected_version=2, entries=[draft()]).version == 3
+
+
+def test_a_remembered_fence_that_moved_is_lost_and_writes_nothing(
+    dynamo: tuple[DynamoDBStore, list[dict[str, Any]]],
+) -> None:
+    mine, theirs = _two_stores(dynamo)
+    plan = make_plan(status="ACTIVE")
+    mine.create_plan(plan, created(plan))
+    fence = mine.acquire_lease("acme", plan.plan_id, "me", T0, timedelta(seconds=30))
+    assert fence is not None
+    seen = mine.get_plan("acme", plan.plan_id)  # remembers fence 1
+    later = T0 + timedelta(minutes=1)
+    assert theirs.acquire_lease("acme", plan.plan_id, "them", later, timedelta(seconds=30))
+    with pytest.raises(FenceLost):
+        mine.update_plan(seen, expected_version=1, entries=[draft()], fence=fence)
+    assert theirs.get_plan("acme", plan.plan_id).version == 1
+    assert len(theirs.ledger("acme", plan.plan_id)) == 1
+
+
+def test_a_remembered_fence_older_than_the_callers_lease_is_not_a_loss(
+    dynamo: tuple[DynamoDBStore, list[dict[str, Any]]],
+) -> None:
+    store, sent = dynamo
+    plan = make_plan(status="ACTIVE")
+    store.create_plan(plan, created(plan))
+    seen = store.get_plan("acme", plan.plan_id)  # remembers fence 0
+    fence = store.acquire_lease("acme", plan.plan_id, "me", T0, timedelta(seconds=30))
+    assert fence is not None and fence.token == 1
+    sent.clear()
+    assert store.update_plan(seen, expected_version=1, entries=[draft()], fence=fence).version == 2
+    assert [r["op"] for r in sent] == ["TransactWriteItems"]
+
+
+def test_a_ledger_head_moved_since_remembered_is_read_again(
+    dynamo: tuple[DynamoDBStore, list[dict[str, Any]]],
+) -> None:
+    (mine, theirs), sent = _two_stores(dynamo), dynamo[1]
+    plan = make_plan(status="APPROVED")
+    mine.create_plan(plan, created(plan))
+    seen = mine.get_plan("acme", plan.plan_id)
+    theirs.append_ledger("acme", plan.plan_id, [draft()])  # head 2, version still 1
+    sent.clear()
+    assert mine.update_plan(seen, expected_version=1, entries=[draft()]).version == 2
+    # the remembered head made the ledger put collide on seq 2: read, chain on seq 3
+    assert [r["op"] for r in sent] == ["TransactWriteItems", "GetItem", "TransactWriteItems"]
+    head, entries = theirs.ledger_snapshot("acme", plan.plan_id)
+    assert [e.seq for e in entries] == [1, 2, 3]
+    assert verify_chain(entries, head=head) == []
 
 
 def test_every_state_change_is_conditional_and_the_ledger_only_put_if_absent(
@@ -267,3 +360,19 @@ def test_init_records_and_guards_the_schema_version(
     set_version(SCHEMA_VERSION + 1)
     with pytest.raises(StoreNotInitialized, match="newer than this code supports"):
         store.init()
+
+
+def test_a_write_that_failed_otherwise_forgets_what_it_remembered(
+    dynamo: tuple[DynamoDBStore, list[dict[str, Any]]],
+) -> None:
+    store, sent = dynamo
+    plan = make_plan(status="APPROVED")
+    store.create_plan(plan, created(plan))
+    seen = store.get_plan("acme", plan.plan_id)
+    with _stubbed(store) as stub:  # the outcome of the transaction is unknown to the store
+        stub.add_client_error("transact_write_items", "ValidationException")
+        with pytest.raises(StoreError):
+            store.update_plan(seen, expected_version=1, entries=[draft()])
+    sent.clear()
+    assert store.update_plan(seen, expected_version=1, entries=[draft()]).version == 2
+    assert [r["op"] for r in sent] == ["GetItem", "TransactWriteItems"]

@@ -11,7 +11,10 @@ store keeps at least 50% of the bare rate.
 
 DynamoDB: requests per plan state change, counted with a botocore event hook on
 every request the adapter sends, against a moto server this script starts
-(``tests/support/serial_moto.py``). Target: at most 2 per state change.
+(``tests/support/serial_moto.py``). Target: at most 2 per state change. The
+plan's life is driven the way the scheduler drives it (read, then writes that
+each build on the last), plus one change by a store that has not seen the plan
+at its current version (another worker), which reads the bookkeeping first.
 
 The figures replace (or append) the "## Plan store" section of
 docs/benchmarks.md unless ``--no-write`` is given.
@@ -245,8 +248,15 @@ def bench_dynamodb() -> tuple[list[tuple[str, int, float]], Counter[str]]:
             fields={"status": "ACTIVE"},
             activate_guard=True,
         )
+        other = DynamoDBStore("bench-", client=client)  # another worker's store
+        plan = measure(
+            "update_plan: by a store that has not seen this version",
+            lambda: other.update_plan(
+                plan, expected_version=plan.version, entries=[_draft(LedgerEvent.NOTE)], fence=fence
+            ),
+        )
         change(
-            "complete (guard released)",
+            "complete (guard released; read first)",
             LedgerEvent.COMPLETED,
             fields={"status": "COMPLETED", "next_due_at": None},
             release_guard=True,
@@ -276,6 +286,7 @@ def report(
     load = os.getloadavg()[0]
     changes = [r for r in dynamo_rows if r[0].startswith("update_plan")]
     per_change = sum(r[1] for r in changes) / len(changes)
+    most = max(r[1] for r in changes)
     full = next(r for r in sqlite_rows.values())
     normal = sqlite_rows["NORMAL"]
     added_us = (1 / normal["store"] - 1 / normal["bare"]) * 1e6
@@ -320,10 +331,14 @@ def report(
     lines += [f"| {name} | {count} | {ms:.1f} |" for name, count, ms in dynamo_rows]
     lines += [
         "",
-        f"- requests per plan state change (`update_plan`): **{per_change:.1f}** "
-        f"(one consistent `GetItem` of the plan's bookkeeping for the ledger head, one "
-        f"`TransactWriteItems`); target at most 2: **{'met' if per_change <= 2 else 'missed'}**.",
-        "- a caller that also re-reads the plan first (`get_plan`) spends one more `GetItem`.",
+        f"- requests per plan state change (`update_plan`): **{per_change:.1f}** on average, "
+        f"at most {most}; target at most 2: **{'met' if most <= 2 else 'missed'}**. A change is "
+        "one `TransactWriteItems` when the store read or wrote the plan at that version last "
+        "(`get_plan` brings the bookkeeping along: version, ledger head, guard flag); "
+        "otherwise one consistent `GetItem` of that bookkeeping comes first.",
+        "- the scheduler reads a plan under its lease, then builds each write on the last, so",
+        "  its writes are one request each; a change after another process's write, or an",
+        "  `append_ledger` in between (the ledger put collides on its seq), reads first.",
         "",
     ]
     return "\n".join(lines)

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -97,6 +99,8 @@ _TRANSIENT_REASONS: Final = frozenset(
     {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 )
 _RETRIES: Final = 8
+_REMEMBERED_PLANS: Final = 1024
+"""How many plans' bookkeeping (:class:`_PlanState`) a store keeps from its own reads and writes."""
 
 
 def table_definitions(prefix: str = "") -> list[dict[str, Any]]:
@@ -249,6 +253,7 @@ class _PlanState:
 
 
 _STATE_PROJECTION: Final = "version, account_id, plan_type, ledger_head, holds_guard, fence"
+_PLAN_PROJECTION: Final = f"doc, {_STATE_PROJECTION}"
 
 
 class _Cancelled(Exception):
@@ -272,6 +277,10 @@ class DynamoDBStore:
     ``client`` may be injected (tests, benchmarks, sharing one client across
     stores); otherwise one is created for ``region`` with the standard
     credential and endpoint chain (``AWS_ENDPOINT_URL_DYNAMODB``).
+
+    The store remembers the bookkeeping of the plans it last read or wrote
+    (version, ledger head, guard flag: see :meth:`update_plan`), so that an
+    update right after ``get_plan`` or another update is one request.
     """
 
     def __init__(self, prefix: str = "", *, region: str | None = None, client: Any = None) -> None:
@@ -291,6 +300,8 @@ class DynamoDBStore:
                     "no AWS region: add `?region=...` to the store URL or set AWS_REGION"
                 ) from exc
         self._client = client
+        self._remembered: OrderedDict[tuple[str, str], _PlanState] = OrderedDict()
+        self._remembered_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -378,14 +389,35 @@ class DynamoDBStore:
             raise CorruptRecord(
                 f"plan `{plan.plan_id}` is new but its ledger already has entries"
             ) from None
+        self._remember(
+            plan.tenant_id,
+            plan.plan_id,
+            _PlanState(
+                version=1,
+                account_id=plan.account_id,
+                plan_type=plan.plan_type,
+                head=LedgerHead(chained[-1].seq, chained[-1].hash),
+                holds_guard=False,
+                fence=0,
+            ),
+        )
         return stored
 
     def get_plan(self, tenant_id: str, plan_id: str) -> RevenuePlanV1:
-        """See :meth:`orchestrator.ports.PlanStore.get_plan`."""
-        item = self._get(_plan_key(tenant_id, plan_id), projection="doc")
+        """See :meth:`orchestrator.ports.PlanStore.get_plan`.
+
+        The same read brings the plan's bookkeeping, which the store remembers
+        for the next :meth:`update_plan` of this plan.
+        """
+        item = self._get(_plan_key(tenant_id, plan_id), projection=_PLAN_PROJECTION)
         if item is None:
             raise NotFound(tenant_id, plan_id)
-        return codec.plan_from_json(item["doc"]["S"])
+        plan = codec.plan_from_json(item["doc"]["S"])
+        try:
+            self._remember(tenant_id, plan_id, _PlanState.from_item(item))
+        except CorruptRecord:
+            self._forget(tenant_id, plan_id)  # update_plan reads it again and says so
+        return plan
 
     def list_plans(
         self,
@@ -464,10 +496,15 @@ class DynamoDBStore:
     ) -> RevenuePlanV1:
         """See :meth:`orchestrator.ports.PlanStore.update_plan`.
 
-        Two requests: a consistent read of the plan's bookkeeping (version,
-        ledger head, guard flag, fence) and one ``TransactWriteItems``. If only
-        the ledger moved in between (an ``append_ledger`` took the next seq), it
-        reads again and retries by itself.
+        One ``TransactWriteItems``, preceded by a consistent read of the plan's
+        bookkeeping (version, ledger head, guard flag, fence) unless this store
+        read or wrote the plan at ``expected_version`` last (``get_plan``, an
+        earlier update): then what it remembers is what it would read. The
+        transaction's conditions decide either way: the plan update checks the
+        version (and fence), so a stale memory fails it like a stale read
+        would, and the ledger puts collide on their seq if an ``append_ledger``
+        moved the head (the only bookkeeping that moves without a new version).
+        Then it reads again and retries by itself.
         """
         codec.check_update_args(
             plan,
@@ -480,13 +517,17 @@ class DynamoDBStore:
         tenant_id, plan_id = plan.tenant_id, plan.plan_id
         new_version = expected_version + 1
         stored, doc = codec.stored_form(plan, version=new_version)
+        remembered = self._recall(tenant_id, plan_id, expected_version)
         for _ in range(_RETRIES):
-            state = self._state(tenant_id, plan_id)
+            from_memory = remembered is not None
+            state = remembered if remembered is not None else self._state(tenant_id, plan_id)
+            remembered = None  # a retry reads
             codec.check_stored_identity(plan_id, state.account_id, state.plan_type, plan)
-            if fence is not None and state.fence != fence.token:
-                raise FenceLost(tenant_id, plan_id, fence.token)
-            if state.version != expected_version:
-                raise VersionConflict(tenant_id, plan_id, expected_version, state.version)
+            if not from_memory:  # a remembered fence may predate the caller's lease
+                if fence is not None and state.fence != fence.token:
+                    raise FenceLost(tenant_id, plan_id, fence.token)
+                if state.version != expected_version:
+                    raise VersionConflict(tenant_id, plan_id, expected_version, state.version)
             chained = chain_entries(
                 tenant_id, plan_id, state.head, entries, plan_version=new_version
             )
@@ -518,6 +559,7 @@ class DynamoDBStore:
             try:
                 self._transact(items)
             except _Cancelled as cancelled:
+                self._forget(tenant_id, plan_id)
                 self._raise_plan_failure(cancelled, plan, expected_version, fence)
                 if take and cancelled.failed(1):
                     holder = (cancelled.item(1) or {}).get("holder", {}).get("S")
@@ -533,6 +575,21 @@ class DynamoDBStore:
                     if cancelled.failed(first_attempt + offset):
                         raise NotFound(tenant_id, attempt.idempotency_key, "attempt") from None
                 continue  # the ledger head moved under us: read again
+            except BaseException:  # unknown whether it was written (a timeout, ...)
+                self._forget(tenant_id, plan_id)
+                raise
+            self._remember(
+                tenant_id,
+                plan_id,
+                _PlanState(
+                    version=new_version,
+                    account_id=state.account_id,
+                    plan_type=state.plan_type,
+                    head=head,
+                    holds_guard=holds,
+                    fence=fence.token if fence is not None else state.fence,
+                ),
+            )
             return stored
         raise StoreUnavailable(f"plan `{plan_id}`: the ledger kept moving; try again")
 
@@ -730,6 +787,7 @@ class DynamoDBStore:
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             }
+            self._forget(tenant_id, plan_id)  # its head moves (or the write fails)
             try:
                 self._transact([head_update, *self._ledger_puts(chained)])
             except _Cancelled as cancelled:
@@ -839,6 +897,23 @@ class DynamoDBStore:
         if item is None:
             raise NotFound(tenant_id, plan_id)
         return _PlanState.from_item(item)
+
+    def _remember(self, tenant_id: str, plan_id: str, state: _PlanState) -> None:
+        with self._remembered_lock:
+            self._remembered[(tenant_id, plan_id)] = state
+            self._remembered.move_to_end((tenant_id, plan_id))
+            if len(self._remembered) > _REMEMBERED_PLANS:
+                self._remembered.popitem(last=False)
+
+    def _forget(self, tenant_id: str, plan_id: str) -> None:
+        with self._remembered_lock:
+            self._remembered.pop((tenant_id, plan_id), None)
+
+    def _recall(self, tenant_id: str, plan_id: str, version: int) -> _PlanState | None:
+        """The remembered bookkeeping of the plan if it is at ``version``, else None."""
+        with self._remembered_lock:
+            state = self._remembered.get((tenant_id, plan_id))
+        return state if state is not None and state.version == version else None
 
     def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
