@@ -1405,6 +1405,8 @@ def _to_cel(value: Any, declared: CelType | None) -> Any:
             return int.__new__(cv.IntType, value)
     elif exact is float and declared != INT:
         return float.__new__(cv.DoubleType, value)
+    elif exact is dt.datetime:
+        return cv.TimestampType(value if value.tzinfo is not None else value.replace(tzinfo=_UTC))
     elif exact is dict:
         return _map_to_cel(value, declared)
     return _any_to_cel(value, declared)

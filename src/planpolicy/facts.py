@@ -232,16 +232,19 @@ def _facts_roots(
 
 
 def _facts_data(facts: Facts, only: frozenset[str]) -> dict[str, Any]:
-    """The roots of the plain context that come from the facts (not ``plan``/``tenant``)."""
+    """The roots of the plain context that come from the facts (not ``plan``/``tenant``).
+
+    The mappings are the facts' own: readers only read them.
+    """
     data: dict[str, Any] = {
-        key: dict(value)
+        key: value
         for key, value in facts.extra.items()
         if key not in RESERVED_ROOTS and key in only
     }
     if "account" in only:
-        data["account"] = dict(facts.account)
+        data["account"] = facts.account
     if "signals" in only:
-        data["signals"] = dict(facts.signals)
+        data["signals"] = facts.signals
     if "now" in only:
         data["now"] = facts.now
     return data
@@ -321,7 +324,9 @@ class _Reader:
     def read(self, value: Any, defs: Mapping[str, Any]) -> Any:
         keys = self.keys
         if keys is None or not (type(value) is dict or isinstance(value, Mapping)):
-            if self.coerce and value is not None and type(value) not in _PLAIN:
+            if type(value) is datetime:  # what _coerce makes of a datetime, at any schema
+                value = _aware(value)
+            elif self.coerce and value is not None and type(value) not in _PLAIN:
                 value = _coerce(value, self.schema, defs)
             return to_cel(value, self.declared, self.where)
         return cel_map(
