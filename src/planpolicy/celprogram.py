@@ -217,10 +217,16 @@ def _ternary(tree: Any) -> Program:
     return run
 
 
-def _logic(tree: Any) -> Program:
-    left, right = (_node(c) for c in tree.children)
-    name = "_||_" if _rule(tree) == "conditionalor" else "_&&_"
-    func = _function(name)
+def _pair(
+    func: Callable[[Any, Any], Any],
+    name: str,
+    left: Program,
+    right: Program,
+    tree: Any,
+    catches: dict[type[BaseException], str],
+) -> Program:
+    """Both operands evaluated, then ``func``; the exceptions the interpreter catches become errors."""
+    caught = tuple(catches)
 
     def run(env: Env) -> Any:
         a = left(env)
@@ -229,34 +235,28 @@ def _logic(tree: Any) -> Program:
             return func(a, b)
         except TypeError as ex:
             return _error(_overload(name, a, b), ex, tree=tree)
+        except caught as ex:
+            return _error(_message(catches, ex), ex, tree=tree)
 
     return run
+
+
+def _logic(tree: Any) -> Program:
+    left, right = (_node(c) for c in tree.children)
+    name = "_||_" if _rule(tree) == "conditionalor" else "_&&_"
+    return _pair(_function(name), name, left, right, tree, {})
 
 
 def _binary(
     tables: dict[str, str], catches: dict[type[BaseException], str]
 ) -> Callable[[Any], Program]:
-    caught = tuple(catches)
-
     def build(tree: Any) -> Program:
         op_tree, right_tree = tree.children
         op = _rule(op_tree)
-        func = _function(tables[op])
         if len(op_tree.children) != 1:
             raise Unsupported(op)
         left, right = _node(op_tree.children[0]), _node(right_tree)
-
-        def run(env: Env) -> Any:
-            a = left(env)
-            b = right(env)
-            try:
-                return func(a, b)
-            except TypeError as ex:
-                return _error(_overload(op, a, b), ex, tree=tree)
-            except caught as ex:
-                return _error(_message(catches, ex), ex, tree=tree)
-
-        return run
+        return _pair(_function(tables[op]), op, left, right, tree, catches)
 
     return build
 
