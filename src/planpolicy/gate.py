@@ -193,9 +193,11 @@ class _Run:
         if self.explain:
             self.trace.append(RuleTrace(rule, kind, result, inputs, "", ref))
 
-    def traced(self, entry: RuleTrace) -> None:
+    def traced(
+        self, cond: CompiledCondition, kind: str, result: str, inputs: dict[str, Any], detail: str
+    ) -> None:
         if self.explain:
-            self.trace.append(entry)
+            self.trace.append(RuleTrace(cond.id, kind, result, inputs, detail, cond.ref))
 
     def condition(
         self, cond: CompiledCondition, kind: str, step_id: uuid.UUID | None = None
@@ -203,7 +205,7 @@ class _Run:
         """Evaluate a CEL condition; on an error, deny and return ``None``."""
         activation = self.activation()
         if activation is None:
-            self.traced(RuleTrace(cond.id, kind, "skipped", {}, "the context is invalid", cond.ref))
+            self.traced(cond, kind, "skipped", {}, "the context is invalid")
             return None
         result = cond.expr.evaluate(activation)
         ok = result.ok and isinstance(result.value, bool)
@@ -216,7 +218,7 @@ class _Run:
             error = result.error or f"expected a boolean, got `{type(result.value).__name__}`"
             if missing:
                 error += "; missing value " + ", ".join(f"`{m}`" for m in missing)
-            self.traced(RuleTrace(cond.id, kind, "error", inputs, error, cond.ref))
+            self.traced(cond, kind, "error", inputs, error)
             self.deny(
                 Reason(
                     "RULE_EVALUATION_ERROR",
@@ -227,7 +229,7 @@ class _Run:
                 )
             )
             return None
-        self.traced(RuleTrace(cond.id, kind, str(result.value).lower(), inputs, "", cond.ref))
+        self.traced(cond, kind, "true" if result.value else "false", inputs, "")
         return bool(result.value)
 
 
