@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -45,6 +46,7 @@ from planpolicy.model import (
     ConflictRule,
     DocumentInfo,
     Grant,
+    LazyRuleRef,
     PolicyBundle,
     RetrySpec,
     RiskOrder,
@@ -117,7 +119,7 @@ class CompileResult:
 
 
 def _ref(doc: TypedDocument, rule: str, path: Sequence[str | int] = ()) -> RuleRef:
-    return RuleRef(doc.kind, doc.name, doc.version, rule, doc.source.location(path))
+    return LazyRuleRef(doc.kind, doc.name, doc.version, rule, partial(doc.source.location, path))
 
 
 def _compile_cel(

@@ -64,6 +64,7 @@ import math
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -96,7 +97,7 @@ __all__ = [
 JsonPath = tuple[str | int, ...]
 
 #: The libyaml-backed safe loader when PyYAML was built with it.
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: Nesting the composer may be asked to build. PyYAML's composer recurses (in C
 #: for libyaml), so anything that could be deeper is first measured with the
@@ -120,6 +121,71 @@ _MERGE: Final = _CORE + "merge"
 _VALUE: Final = _CORE + "value"
 _SEQ: Final = _CORE + "seq"
 _MAP: Final = _CORE + "map"
+
+#: Resolved tags of plain scalars, shared by every file of the process.
+_TAG_MEMO: dict[str, str] = {}
+#: Bounds of the memo: values longer than this are resolved each time, and
+#: nothing is added once it holds this many entries (hostile input cannot grow it).
+_TAG_MEMO_VALUE_CHARS: Final = 64
+_TAG_MEMO_ENTRIES: Final = 4096
+
+
+class _Loader(_SAFE_LOADER):  # type: ignore[misc]
+    """The safe loader with a short cut through PyYAML's Python resolver.
+
+    libyaml composes in C but calls the Python resolver for every node (to
+    resolve its tag, and to descend into and ascend from it for path
+    resolvers). Without path resolvers and wildcard implicit resolvers (PyYAML's
+    safe resolver has neither; this is checked for every loader), the tag
+    depends only on the node kind, whether the scalar is plain
+    (``implicit[0]``) and its text: quoted scalars, sequences and mappings get
+    the default tags, a plain scalar whose first character starts no implicit
+    resolver is a string, and any other plain scalar is resolved by PyYAML
+    once and its tag remembered. The descend / ascend hooks then do nothing,
+    so they are C callables that ignore their arguments (no Python frame per
+    node). When the conditions do not hold, PyYAML's own methods are used.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        if (
+            self.yaml_path_resolvers
+            or self.yaml_implicit_resolvers is not _IMPLICIT
+            or None in _IMPLICIT
+        ):
+            self.resolve = super().resolve  # type: ignore[method-assign]
+            self.descend_resolver = super().descend_resolver
+            self.ascend_resolver = super().ascend_resolver
+        else:
+            self.descend_resolver = _NO_PATHS.get  # (node, index) -> index, ignored
+            self.ascend_resolver = tuple  # () -> (), ignored
+
+    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode:
+            if not implicit[0]:
+                return _STR
+            tag = _TAG_MEMO.get(value)
+            if tag is None:
+                tag = self._resolve_plain(value, implicit)
+            return tag
+        return _SEQ if kind is SequenceNode else _MAP
+
+    def _resolve_plain(self, value: str, implicit: tuple[bool, bool]) -> str:
+        if value and value[0] not in _IMPLICIT_FIRST:
+            tag = _STR
+        else:
+            tag = super().resolve(ScalarNode, value, implicit)
+        if len(value) <= _TAG_MEMO_VALUE_CHARS and len(_TAG_MEMO) < _TAG_MEMO_ENTRIES:
+            _TAG_MEMO[value] = tag
+        return tag
+
+
+_IMPLICIT: Final = _SAFE_LOADER.yaml_implicit_resolvers
+#: First characters for which PyYAML has an implicit resolver ("" for the empty scalar).
+_IMPLICIT_FIRST: Final = frozenset(key for key in _IMPLICIT if key)
+_NO_PATHS: Final[dict[Any, Any]] = {}
+
+_LOADER: Final = _Loader
 
 _BOOLS: Final = {
     "yes": True,
@@ -479,6 +545,10 @@ class _FileRefused(Exception):
     """Raised inside the file pass once its diagnostic has been reported."""
 
 
+class _CheckNeeded(Exception):
+    """A document built without measuring first is near a limit: measure it."""
+
+
 def _too_large(
     path: str, sink: DiagnosticSink, limits: LoadLimits, size: int | None = None
 ) -> None:
@@ -522,6 +592,7 @@ def _load(text: str, path: str, sink: DiagnosticSink, limits: LoadLimits) -> Sou
     lines = _split_lines(text)
     max_depth = max(1, min(limits.max_depth, _MAX_SUPPORTED_DEPTH))
     documents: list[SourceDocument] = []
+    aliases = "*" in text
     try:
         if _depth_bound(text, lines) > _COMPOSE_SAFE_DEPTH:
             _check_parse_depth(text, path, sink, max_depth)
@@ -544,6 +615,7 @@ def _load(text: str, path: str, sink: DiagnosticSink, limits: LoadLimits) -> Sou
                 sink=sink,
                 limits=limits,
                 max_depth=max_depth,
+                aliases=aliases,
             )
             if document is not None:
                 documents.append(document)
@@ -761,13 +833,37 @@ def _build_document(
     sink: DiagnosticSink,
     limits: LoadLimits,
     max_depth: int,
+    aliases: bool = True,
 ) -> SourceDocument | None:
+    """Plain data and marks for ``root``; ``None`` (reported) if it breaks a limit.
+
+    Without aliases (``aliases`` false: the text has no ``*``) no node is
+    shared, so building the document visits each node once: it is built
+    directly, counting nodes and checking depth on the way, its diagnostics
+    held back. Only if a limit is reached, or a collection would be skipped
+    unvisited, is that attempt dropped and the document measured first as
+    below, so what is reported never depends on which way was taken.
+    """
+    if not aliases:
+        counted = _DocumentBuilder(path, DiagnosticSink(limit=sys.maxsize), limits, max_depth)
+        try:
+            data = counted.build_counted(root)
+        except _CheckNeeded:
+            pass
+        else:
+            sink.extend(counted.sink)
+            return _document(counted, data, path, index, lines)
     builder = _DocumentBuilder(path, sink, limits, max_depth)
     try:
         builder.check(root)
     except _DocumentRefused:
         return None
-    data = builder.build(root, ())
+    return _document(builder, builder.build(root, ()), path, index, lines)
+
+
+def _document(
+    builder: _DocumentBuilder, data: Any, path: str, index: int, lines: tuple[str, ...]
+) -> SourceDocument:
     return SourceDocument(
         path=path,
         index=index,
@@ -784,7 +880,9 @@ class _DocumentBuilder:
     :meth:`check` first walks the node graph once (memoising shared nodes) to
     measure the expanded size and nesting and to find recursive aliases, so an
     alias bomb is refused without being expanded. :meth:`build` then expands
-    it, which is known to stay within the limits.
+    it, which is known to stay within the limits. For a document without
+    aliases, :meth:`build_counted` does both in one walk (see
+    :func:`_build_document`).
     """
 
     def __init__(self, path: str, sink: DiagnosticSink, limits: LoadLimits, max_depth: int):
@@ -797,6 +895,26 @@ class _DocumentBuilder:
         self._sizes: dict[int, int] = {}
         self._heights: dict[int, int] = {}
         self._shared: set[int] = set()  # collections reached more than once (aliases)
+        #: Nodes :meth:`build_counted` may still add; ``None`` in :meth:`build`.
+        self._budget: int | None = None
+
+    def build_counted(self, root: Node) -> Any:
+        """:meth:`build` for a tree without shared nodes, checking the limits on the way.
+
+        Raises :class:`_CheckNeeded` when the document nests deeper than
+        ``max_depth``, has more than ``max_nodes`` nodes, or holds a collection
+        that building skips (under a refused key or tag), which the limits
+        still cover.
+        """
+        self._budget = self.max_nodes - 1
+        return self.build(root, ())
+
+    def _count(self, node: Node, path: JsonPath, nodes: int) -> None:
+        """Account for a collection's ``nodes`` children while building counted."""
+        assert self._budget is not None
+        self._budget -= nodes
+        if self._budget < 0 or len(path) >= self.max_depth:
+            raise _CheckNeeded
 
     # -- limits ---------------------------------------------------------------
 
@@ -934,6 +1052,8 @@ class _DocumentBuilder:
             return self._scalar(node)
         marks[path] = (start.line + 1, start.column + 1, end.line + 1, end.column + 1, None)
         if isinstance(node, SequenceNode):
+            if self._budget is not None:
+                self._count(node, path, len(node.value))
             if node.tag != _SEQ:
                 return self._unsupported(node)
             items: list[Any] = []
@@ -941,6 +1061,9 @@ class _DocumentBuilder:
                 item = self.build(child, (*path, position))
                 items.append(None if item is _ABSENT else item)
             return items
+        counting = self._budget is not None
+        if counting:
+            self._count(node, path, 2 * len(node.value))
         if node.tag != _MAP:
             return self._unsupported(node)
         result: dict[str, Any] = {}
@@ -949,9 +1072,15 @@ class _DocumentBuilder:
         for key_node, value_node in node.value:
             key = self._key(key_node)
             if key is None:
+                if counting and not (
+                    isinstance(key_node, ScalarNode) and isinstance(value_node, ScalarNode)
+                ):
+                    raise _CheckNeeded
                 continue
             first = key_nodes.get(key)
             if first is not None:
+                if counting and not isinstance(value_node, ScalarNode):
+                    raise _CheckNeeded
                 self.sink.error(
                     "PP102",
                     f"duplicate key `{_show(key)}`",
@@ -976,6 +1105,8 @@ class _DocumentBuilder:
         return result
 
     def _unsupported(self, node: Node) -> _Absent:
+        if self._budget is not None and not isinstance(node, ScalarNode):
+            raise _CheckNeeded  # its children are not built, but count against the limits
         tag = _show_tag(node.tag)
         hint = "policy files only use plain yaml data: mappings, sequences, strings, "
         hint += "numbers, booleans and null"

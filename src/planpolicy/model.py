@@ -7,7 +7,7 @@ them. Mappings are read-only views so a bundle cannot be changed after load.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -31,6 +31,7 @@ __all__ = [
     "ConflictRule",
     "DocumentInfo",
     "Grant",
+    "LazyRuleRef",
     "PolicyBundle",
     "RetrySpec",
     "RiskOrder",
@@ -59,6 +60,39 @@ class RuleRef:
             "file": loc.file if loc else None,
             "line": loc.line if loc else None,
         }
+
+
+class LazyRuleRef(RuleRef):
+    """A :class:`RuleRef` whose location is found on first use.
+
+    The compiler makes one for every rule, but a location is only read when
+    something is reported or explained, so finding it is left until then.
+    It compares, hashes and prints like a :class:`RuleRef` of the same values,
+    and pickles as one.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        document: str,
+        version: int,
+        rule: str,
+        locate: Callable[[], Location | None],
+    ) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "document", document)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "_locate", locate)
+
+    @cached_property
+    def location(self) -> Location | None:
+        """Where the rule is (found once, on first use)."""
+        locate: Callable[[], Location | None] = self.__dict__["_locate"]
+        return locate()
+
+    def __reduce__(self) -> tuple[type[RuleRef], tuple[str, str, int, str, Location | None]]:
+        return (RuleRef, (self.kind, self.document, self.version, self.rule, self.location))
 
 
 @dataclass(frozen=True)
