@@ -173,6 +173,20 @@ def rechained(entry: LedgerEntry, *, plan_version: int, prev_hash: str) -> Ledge
     )
 
 
+_ENTRY_FIELDS = frozenset(LedgerEntry.model_fields)
+_set_attr = object.__setattr__
+
+
+def _entry(values: dict[str, object]) -> LedgerEntry:
+    """A :class:`LedgerEntry` of already validated ``values`` (every field given)."""
+    entry = LedgerEntry.__new__(LedgerEntry)
+    _set_attr(entry, "__dict__", values)
+    _set_attr(entry, "__pydantic_fields_set__", set(_ENTRY_FIELDS))
+    _set_attr(entry, "__pydantic_extra__", None)
+    _set_attr(entry, "__pydantic_private__", None)
+    return entry
+
+
 def chain_entries(
     tenant_id: str,
     plan_id: str,
@@ -199,8 +213,13 @@ def chain_entries(
         # the entry's canonical form is the draft's plus the placement fields,
         # none of which has a default: hash that, then build the entry once
         digest = _digest({**draft.model_dump(mode="json", exclude_defaults=True), **placed})
-        # the draft's field values (what `dict(draft)` gives, without its slow path)
-        entry = LedgerEntry.model_validate({**draft.__dict__, **placed, "hash": digest})
+        if type(draft) is LedgerDraft:
+            # A draft is validated when it is made and frozen, and the placement
+            # fields are the store's own: the entry is built without validating
+            # all of it again (what `model_validate` would build from them).
+            entry = _entry({**draft.__dict__, **placed, "hash": digest})
+        else:
+            entry = LedgerEntry.model_validate({**draft.__dict__, **placed, "hash": digest})
         entries.append(entry)
         prev = LedgerHead(entry.seq, entry.hash)
     return entries
