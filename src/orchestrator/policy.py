@@ -42,6 +42,21 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(value: Any) -> bool:
+    """True when ``value`` holds only dicts with ``str`` keys, lists and JSON scalars (exact types)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return False
+
+
 class PolicyRuntime:
     """Gate, evaluator and lifecycle machines of one bundle, plus ledger stamping."""
 
@@ -72,7 +87,9 @@ class PolicyRuntime:
         evidence: Mapping[str, Any] | None = None,
     ) -> LedgerDraft:
         """A ledger entry stamped with the bundle digest and document versions."""
-        return LedgerDraft(
+        data = jsonable(evidence or {})
+        plain = _plain(data)
+        draft = LedgerDraft(
             time=now,
             actor=actor,
             event=event,
@@ -81,8 +98,13 @@ class PolicyRuntime:
             document_versions=dict(self._versions),
             step_id=step_id,
             attempt=attempt,
-            evidence=jsonable(evidence or {}),
+            evidence={} if plain else data,
         )
+        if plain:
+            # Plain JSON values of exactly these types validate to an equal copy of
+            # themselves, and `data` is already a fresh copy: skip that validation.
+            draft.__dict__["evidence"] = data
+        return draft
 
     def facts(
         self,
