@@ -33,6 +33,7 @@ __all__ = [
     "chain_entries",
     "entry_hash",
     "rechained",
+    "rechained_data",
     "verify_chain",
 ]
 
@@ -185,6 +186,38 @@ def _entry(values: dict[str, object]) -> LedgerEntry:
     _set_attr(entry, "__pydantic_extra__", None)
     _set_attr(entry, "__pydantic_private__", None)
     return entry
+
+
+def _json_defaults() -> dict[str, object]:
+    from pydantic_core import PydanticUndefined, to_jsonable_python
+
+    out: dict[str, object] = {}
+    for name, info in LedgerEntry.model_fields.items():
+        if info.default is not PydanticUndefined or info.default_factory is not None:
+            out[name] = to_jsonable_python(info.get_default(call_default_factory=True))
+    return out
+
+
+_JSON_DEFAULTS = _json_defaults()
+"""Each defaulted field of an entry and its default, as JSON data."""
+
+
+def rechained_data(
+    data: dict[str, object], *, plan_version: int, prev_hash: str
+) -> dict[str, object]:
+    """:func:`rechained` for an entry as JSON data (``model_dump(mode="json")``), as JSON data.
+
+    The canonical form is the data without ``hash`` and without the fields
+    that hold their default, as :func:`entry_hash` dumps it.
+    """
+    out = {**data, "plan_version": plan_version, "prev_hash": prev_hash}
+    canonical = {
+        key: value
+        for key, value in out.items()
+        if key != "hash" and (key not in _JSON_DEFAULTS or value != _JSON_DEFAULTS[key])
+    }
+    out["hash"] = _digest(canonical)
+    return out
 
 
 def chain_entries(

@@ -43,9 +43,9 @@ from planpolicy.scenario import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.ports import PlanStore
     from orchestrator.service import PlanService
     from planpolicy.model import PolicyBundle
+    from planpolicy.simworld import SkippingStore
 
 __all__ = [
     "DEFAULT_TICK",
@@ -375,7 +375,7 @@ def run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None = N
     )
 
 
-def _plan_result(store: PlanStore, scenario: Scenario, item: ScenarioPlan) -> PlanResult:
+def _plan_result(store: SkippingStore, scenario: Scenario, item: ScenarioPlan) -> PlanResult:
     tenant, plan_id = scenario.tenant, item.plan.plan_id
     plan = store.get_plan(tenant, plan_id)
     steps = tuple(
@@ -401,7 +401,8 @@ def _plan_result(store: PlanStore, scenario: Scenario, item: ScenarioPlan) -> Pl
         ended_at=plan.ended_at,
         steps=steps,
         record=plan.model_dump(mode="json"),
-        ledger=tuple(e.model_dump(mode="json") for e in store.ledger(tenant, plan_id)),
+        # the ledger as `store.ledger` gives it, dumped as JSON, without decoding each entry
+        ledger=tuple(store.ledger_data(tenant, plan_id)),
         attempts=tuple(a.model_dump(mode="json") for a in store.list_attempts(tenant, plan_id)),
     )
 

@@ -54,6 +54,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import heapq
+import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,7 +66,13 @@ from orchestrator.adapters.memory import MemoryStore
 from orchestrator.adapters.memory_executor import MemoryExecutor, Outcome
 from orchestrator.clock import Clock
 from orchestrator.execution import ActionIntent, idempotency_key
-from orchestrator.ledger import GENESIS_HASH, LedgerDraft, LedgerEntry, rechained
+from orchestrator.ledger import (
+    GENESIS_HASH,
+    LedgerDraft,
+    LedgerEntry,
+    rechained,
+    rechained_data,
+)
 from orchestrator.policy import PolicyRuntime
 from orchestrator.records import Fence, Page, PlanRef, StepAttempt
 from planpolicy.plan import PlanStatus, RevenuePlanV1, StepStatus
@@ -685,6 +692,33 @@ class SkippingStore:
                     rechained(entry, plan_version=entry.plan_version + extra, prev_hash=prev)
                 )
             prev = out[-1].hash
+        return out
+
+    def ledger_data(self, tenant_id: str, plan_id: str) -> list[dict[str, Any]]:
+        """:meth:`ledger` as JSON data (each entry's ``model_dump(mode="json")``).
+
+        Decoded from the stored JSON text; entries that idle looks moved are
+        re-chained as :meth:`ledger` re-chains them.
+        """
+        docs = [json.loads(doc) for doc in self.inner.ledger_documents(tenant_id, plan_id)]
+        track = self._track(tenant_id, plan_id)
+        if track is None or not any(skipped for _seq, skipped in track.offsets):
+            return docs
+        starts = [seq for seq, _ in track.offsets]
+        out: list[dict[str, Any]] = []
+        prev = GENESIS_HASH
+        for data in docs:
+            index = bisect.bisect_right(starts, data["seq"]) - 1
+            extra = track.offsets[index][1] if index >= 0 else 0
+            if not extra and data["prev_hash"] == prev:
+                out.append(data)
+            else:
+                out.append(
+                    rechained_data(
+                        data, plan_version=data["plan_version"] + extra, prev_hash=prev
+                    )
+                )
+            prev = out[-1]["hash"]
         return out
 
     def append_ledger(

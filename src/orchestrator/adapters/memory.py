@@ -387,6 +387,12 @@ class MemoryStore:
             self._row(tenant_id, plan_id)
             return [codec.entry_from_json(doc) for doc in self._state.ledger[(tenant_id, plan_id)]]
 
+    def ledger_documents(self, tenant_id: str, plan_id: str) -> list[str]:
+        """The plan's ledger entries as the JSON text the store keeps (oldest first)."""
+        with self._lock:
+            self._row(tenant_id, plan_id)
+            return list(self._state.ledger[(tenant_id, plan_id)])
+
     def append_ledger(
         self,
         tenant_id: str,
