@@ -31,6 +31,7 @@ __all__ = [
     "LedgerEvent",
     "LedgerHead",
     "chain_entries",
+    "data_hash",
     "entry_hash",
     "rechained",
     "rechained_data",
@@ -202,21 +203,31 @@ _JSON_DEFAULTS = _json_defaults()
 """Each defaulted field of an entry and its default, as JSON data."""
 
 
+def data_hash(data: dict[str, object]) -> str:
+    """:func:`entry_hash` of an entry given as JSON data (``model_dump(mode="json")``).
+
+    The canonical form is the data without ``hash`` and without the fields
+    that hold their default, as :func:`entry_hash` dumps it.
+    """
+    defaults = _JSON_DEFAULTS
+    return _digest(
+        {
+            key: value
+            for key, value in data.items()
+            if key != "hash" and (key not in defaults or value != defaults[key])
+        }
+    )
+
+
 def rechained_data(
     data: dict[str, object], *, plan_version: int, prev_hash: str
 ) -> dict[str, object]:
     """:func:`rechained` for an entry as JSON data (``model_dump(mode="json")``), as JSON data.
 
-    The canonical form is the data without ``hash`` and without the fields
-    that hold their default, as :func:`entry_hash` dumps it.
+    ``data`` may lack ``prev_hash`` and ``hash`` (an entry placed but not chained yet).
     """
     out = {**data, "plan_version": plan_version, "prev_hash": prev_hash}
-    canonical = {
-        key: value
-        for key, value in out.items()
-        if key != "hash" and (key not in _JSON_DEFAULTS or value != _JSON_DEFAULTS[key])
-    }
-    out["hash"] = _digest(canonical)
+    out["hash"] = data_hash(out)
     return out
 
 

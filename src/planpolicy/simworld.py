@@ -54,7 +54,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import heapq
-import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -697,26 +696,23 @@ class SkippingStore:
     def ledger_data(self, tenant_id: str, plan_id: str) -> list[dict[str, Any]]:
         """:meth:`ledger` as JSON data (each entry's ``model_dump(mode="json")``).
 
-        Decoded from the stored JSON text; entries that idle looks moved are
-        re-chained as :meth:`ledger` re-chains them.
+        Made from the inner store's JSON data; every entry is chained here, once,
+        over the versions a real loop's writes give it (idle looks included).
         """
-        docs = [json.loads(doc) for doc in self.inner.ledger_documents(tenant_id, plan_id)]
+        docs = self.inner.ledger_data(tenant_id, plan_id)
         track = self._track(tenant_id, plan_id)
-        if track is None or not any(skipped for _seq, skipped in track.offsets):
-            return docs
-        starts = [seq for seq, _ in track.offsets]
+        offsets = track.offsets if track is not None else []
+        starts = [seq for seq, _ in offsets]
         out: list[dict[str, Any]] = []
         prev = GENESIS_HASH
         for data in docs:
             index = bisect.bisect_right(starts, data["seq"]) - 1
-            extra = track.offsets[index][1] if index >= 0 else 0
-            if not extra and data["prev_hash"] == prev:
-                out.append(data)
+            extra = offsets[index][1] if index >= 0 else 0
+            if not extra and data.get("prev_hash") == prev and "hash" in data:
+                out.append(data)  # chained by the inner store exactly so
             else:
                 out.append(
-                    rechained_data(
-                        data, plan_version=data["plan_version"] + extra, prev_hash=prev
-                    )
+                    rechained_data(data, plan_version=data["plan_version"] + extra, prev_hash=prev)
                 )
             prev = out[-1]["hash"]
         return out
