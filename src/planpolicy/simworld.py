@@ -503,7 +503,11 @@ class SkippingStore:
         return self._tracks.get((tenant_id, plan_id))
 
     def _view(self, plan: RevenuePlanV1, track: _Track | None) -> RevenuePlanV1:
-        """The plan as a real store would hold it now (idle looks applied)."""
+        """The plan as a real store would hold it now (idle looks applied).
+
+        ``plan`` is the inner store's detached copy, which no one else holds: it
+        is changed in place (what ``model_copy(update=...)`` would give).
+        """
         if track is None:
             return plan
         update: dict[str, Any] = {}
@@ -518,7 +522,10 @@ class SkippingStore:
                 update.update({"updated_at": updated, "next_due_at": due})
         if skipped:
             update["version"] = plan.version + skipped
-        return plan.model_copy(update=update) if update else plan
+        if update:
+            plan.__dict__.update(update)
+            plan.__pydantic_fields_set__.update(update)
+        return plan
 
     def _realize(self, track: _Track) -> None:
         """Someone other than the poll loop writes the plan now: its sleep ends."""
