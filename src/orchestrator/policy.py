@@ -67,6 +67,7 @@ class PolicyRuntime:
         self.steps = StepPlanner(bundle)
         self._machines = {name: LifecycleMachine(lc) for name, lc in bundle.lifecycles.items()}
         self._versions = bundle.versions()
+        self._last_facts: Facts | None = None
 
     def machine(self, plan: RevenuePlanV1) -> LifecycleMachine:
         """The lifecycle machine of the plan's type (the first lifecycle for unknown types)."""
@@ -130,4 +131,18 @@ class PolicyRuntime:
         active: tuple[ActivePlanRef, ...] = ()
         if holder is not None and holder != plan.plan_id:
             active = (ActivePlanRef(holder, plan.tenant_id, plan.account_id, plan.plan_type),)
-        return Facts(now=now, account=account, signals=signals, active_plans=active)
+        last = self._last_facts
+        if (
+            last is not None
+            and last.now is now
+            and last.account is account
+            and last.signals is signals
+            and last.active_plans == active
+        ):
+            # The very same snapshot at the very same moment (a plan's next action in
+            # one turn, or another plan of the account): the same facts, whose CEL
+            # conversion is already made.
+            return last
+        facts = Facts(now=now, account=account, signals=signals, active_plans=active)
+        self._last_facts = facts if facts.now is now else None
+        return facts

@@ -144,7 +144,7 @@ class RevenuePlanV1(_Rec):
 
     def step(self, step_id: uuid.UUID | str) -> PlanStep:
         """The step with this id; ``KeyError`` if absent."""
-        wanted = uuid.UUID(str(step_id))
+        wanted = step_id if type(step_id) is uuid.UUID else uuid.UUID(str(step_id))
         for step in self.steps:
             if step.step_id == wanted:
                 return step
