@@ -29,8 +29,18 @@ from planpolicy import (
 __all__ = ["PolicyRuntime", "jsonable"]
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """Plain JSON values for ledger evidence."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:  # the common case first; a str key is kept as it is
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [jsonable(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -40,9 +50,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _plain(value: Any) -> bool:

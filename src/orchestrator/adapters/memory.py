@@ -85,7 +85,7 @@ _ATOMIC: tuple[type, ...] = (
 """Immutable value types: a copy may share them."""
 
 _atomic_types: set[type] = {str, int, float, bool, type(None), datetime, uuid.UUID}
-_copied_fields: dict[type, tuple[int, tuple[str, ...]]] = {}
+_copied_fields: dict[type, tuple[int, tuple[tuple[str, int], ...]]] = {}
 _set_attr = object.__setattr__
 
 
@@ -103,13 +103,36 @@ def _atomic_annotation(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, _ATOMIC)
 
 
-def _fields_to_copy(cls: type[BaseModel]) -> tuple[int, tuple[str, ...]]:
-    """How many fields ``cls`` has, and those that may hold a mutable value."""
+_ANY = 0  # copy whatever the value holds (see _detach)
+_FLAT_DICT = 1  # a dict whose values are declared immutable: a shallow copy detaches it
+_MODEL_LIST = 2  # a list of models: a list of their detached copies
+
+
+def _copy_kind(annotation: Any) -> int:
+    """How a field of this (mutable) type is copied."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is dict and len(args) == 2 and _atomic_annotation(args[1]):
+        return _FLAT_DICT
+    if (
+        origin is list
+        and len(args) == 1
+        and isinstance(args[0], type)
+        and issubclass(args[0], BaseModel)
+    ):
+        return _MODEL_LIST
+    return _ANY
+
+
+def _fields_to_copy(cls: type[BaseModel]) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """How many fields ``cls`` has, and those that may hold a mutable value (how to copy each)."""
     found = _copied_fields.get(cls)
     if found is None:
         fields = cls.model_fields
         names = tuple(
-            name for name, info in fields.items() if not _atomic_annotation(info.annotation)
+            (name, _copy_kind(info.annotation))
+            for name, info in fields.items()
+            if not _atomic_annotation(info.annotation)
         )
         found = _copied_fields[cls] = (len(fields), names)
     return found
@@ -149,10 +172,19 @@ def detached(model: _M) -> _M:
     copied = fields.copy()
     count, names = _copied_fields.get(cls) or _fields_to_copy(cls)
     if len(fields) != count:  # not an instance as validation builds it: look at every value
-        names = tuple(fields)
-    for name in names:
-        value = fields.get(name)
-        if type(value) not in _atomic_types:
+        names = tuple((name, _ANY) for name in fields)
+    for name, kind in names:
+        value: Any = fields.get(name)
+        value_type = type(value)
+        if value_type in _atomic_types:
+            continue
+        if kind == _FLAT_DICT and value_type is dict:
+            copied[name] = value.copy()  # validated: its values are of immutable types
+        elif kind == _MODEL_LIST and value_type is list:
+            copied[name] = [
+                detached(item) if isinstance(item, BaseModel) else _detach(item) for item in value
+            ]
+        else:
             copied[name] = _detach(value)
     _set_attr(out, "__dict__", copied)
     _set_attr(out, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
