@@ -25,16 +25,15 @@ a simulation, so that the engine does not depend on the service to load.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from planpolicy.collector import long_operation
 from planpolicy.scenario import (
     Expectation,
     HumanAction,
@@ -282,31 +281,9 @@ def apply_event(service: PlanService, scenario: Scenario, event: _Event) -> Refu
 # --- one run ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _collector_for_a_long_run() -> Iterator[None]:
-    """Fewer, cheaper garbage collections while a run lasts (restored afterwards).
-
-    What exists before the run (the bundle's compiled rules, the scenario, the
-    modules) lives at least as long as the run: it is frozen out of the
-    collector's scans (unless the process froze objects itself), and young
-    collections run every 20,000 allocations instead of every 700.
-    """
-    threshold = gc.get_threshold()
-    freeze = gc.get_freeze_count() == 0
-    if freeze:
-        gc.freeze()
-    gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        if freeze:
-            gc.unfreeze()
-
-
 def run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None = None) -> RunResult:
     """Run ``scenario`` under ``bundle`` and check its expectations."""
-    with _collector_for_a_long_run():
+    with long_operation():  # fewer, cheaper garbage collections while it runs
         return _run(scenario, bundle, options)
 
 
