@@ -164,7 +164,7 @@ class Scheduler:
         """
         summary = TickSummary()
         seen: set[tuple[str, str]] = set()
-        rng = random.Random(f"{self.settings.worker_id}@{now.isoformat()}")
+        rng: random.Random | None = None
         while len(seen) < self.settings.max_plans_per_tick:
             limit = min(len(seen) + self.settings.batch, _MAX_PAGE)
             refs = self.store.due_plans(now, limit=limit)
@@ -172,6 +172,8 @@ class Scheduler:
             if not fresh:
                 break
             if self.settings.shuffle:  # spread concurrent workers over the page
+                if rng is None:  # seeded once per pass, as the first shuffle needs it
+                    rng = random.Random(f"{self.settings.worker_id}@{now.isoformat()}")
                 rng.shuffle(fresh)
             for ref in fresh[: self.settings.max_plans_per_tick - len(seen)]:
                 if should_stop is not None and should_stop():
