@@ -103,7 +103,7 @@ class PolicyRuntime:
             event=event,
             reason=reason[:4000],
             bundle_digest=self.bundle.digest,
-            document_versions=dict(self._versions),
+            document_versions=self._versions,  # validation copies it
             step_id=step_id,
             attempt=attempt,
             evidence={} if plain else data,

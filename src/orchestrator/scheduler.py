@@ -43,6 +43,7 @@ from orchestrator.execution import (
     ExecutionResult,
     ExecutionStatus,
     ExecutorUnavailable,
+    idempotency_key,
 )
 from orchestrator.ledger import LedgerDraft, LedgerEvent
 from orchestrator.records import AttemptStatus, Fence, PlanRef, StepAttempt
@@ -551,7 +552,7 @@ class Scheduler:
         ``record`` is the attempt record this worker just wrote (else it is read).
         """
         attempt_no = step.attempts
-        key = self._intent(plan, step, attempt_no).key
+        key = idempotency_key(plan.plan_id, step.step_id, attempt_no)
         if result.status in (ExecutionStatus.PENDING, ExecutionStatus.UNKNOWN):
             summary.add("pending")
             self._write(
