@@ -291,7 +291,9 @@ class SkippingStore:
         self.elide = elide
         self.skipped = 0
         self._tracks: dict[tuple[str, str], _Track] = {}
-        self._heap: list[tuple[datetime, str, str, int]] = []
+        # (microseconds since the epoch, tenant, plan, token, time): integers compare
+        # faster than aware datetimes, whose tzinfo objects are asked for offsets
+        self._heap: list[tuple[int, str, str, int, datetime]] = []
         self._buckets: dict[tuple[timedelta, timedelta], set[tuple[str, str]]] = {}
         self._quiet_types: dict[str, bool] = {}
         self._checked_at: datetime | None = None
@@ -304,7 +306,7 @@ class SkippingStore:
         """The earliest time at which some plan needs a real look (None: none ever)."""
         heap = self._heap
         while heap:
-            at, tenant, plan_id, token = heap[0]
+            _key, tenant, plan_id, token, at = heap[0]
             if self._tracks[(tenant, plan_id)].token == token:
                 return at
             heapq.heappop(heap)
@@ -314,14 +316,17 @@ class SkippingStore:
         track.token += 1
         at = track.sleep.wake_at if track.sleep is not None else track.due
         if at is not None:
-            heapq.heappush(self._heap, (at, track.tenant_id, track.plan_id, track.token))
+            heapq.heappush(
+                self._heap, (_micros(at), track.tenant_id, track.plan_id, track.token, at)
+            )
 
     def _pop_due(self, now: datetime) -> list[_Track]:
         """Every valid index entry at or before ``now``, removed from the heap."""
         found: dict[tuple[str, str], _Track] = {}
         heap = self._heap
-        while heap and heap[0][0] <= now:
-            _at, tenant, plan_id, token = heapq.heappop(heap)
+        bound = _micros(now)
+        while heap and heap[0][0] <= bound:
+            _key, tenant, plan_id, token, _at = heapq.heappop(heap)
             track = self._tracks[(tenant, plan_id)]
             if track.token == token:
                 found[(tenant, plan_id)] = track
@@ -340,8 +345,11 @@ class SkippingStore:
             tracks += self._crowded(now, len(tracks))
         tracks.sort(key=lambda t: (t.due, t.tenant_id, t.plan_id))
         for track in tracks:  # they stay due until a write says otherwise
-            assert track.due is not None
-            heapq.heappush(self._heap, (track.due, track.tenant_id, track.plan_id, track.token))
+            due = track.due
+            assert due is not None
+            heapq.heappush(
+                self._heap, (_micros(due), track.tenant_id, track.plan_id, track.token, due)
+            )
         return [PlanRef(t.tenant_id, t.plan_id, t.due) for t in tracks[:limit]]
 
     def _crowded(self, now: datetime, awake: int) -> list[_Track]:
@@ -753,6 +761,15 @@ class SkippingStore:
     def scan_plans(self) -> Iterator[PlanRef]:
         """Every plan, as its due index sees it."""
         return iter(PlanRef(t.tenant_id, t.plan_id, t.due) for t in self._tracks.values())
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """``at`` as whole microseconds since the epoch (the same order as the times)."""
+    return (at - _EPOCH) // _MICROSECOND
 
 
 def _attempt_key(attempt: StepAttempt) -> tuple[str, str, str, int]:
