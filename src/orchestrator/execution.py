@@ -9,6 +9,7 @@ has no execution surface of its own.
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,8 +53,9 @@ class ActionIntent:
     parameters: dict[str, Any] = field(default_factory=dict)
     account_id: str = ""
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """The idempotency key ``plan_id:step_id:attempt`` (made once per intent)."""
         return idempotency_key(self.plan_id, self.step_id, self.attempt)
 
     def as_dict(self) -> dict[str, Any]:

@@ -31,8 +31,10 @@ __all__ = [
     "LedgerEvent",
     "LedgerHead",
     "chain_entries",
+    "data_hash",
     "entry_hash",
     "rechained",
+    "rechained_data",
     "verify_chain",
 ]
 
@@ -173,6 +175,62 @@ def rechained(entry: LedgerEntry, *, plan_version: int, prev_hash: str) -> Ledge
     )
 
 
+_ENTRY_FIELDS = frozenset(LedgerEntry.model_fields)
+_set_attr = object.__setattr__
+
+
+def _entry(values: dict[str, object]) -> LedgerEntry:
+    """A :class:`LedgerEntry` of already validated ``values`` (every field given)."""
+    entry = LedgerEntry.__new__(LedgerEntry)
+    _set_attr(entry, "__dict__", values)
+    _set_attr(entry, "__pydantic_fields_set__", set(_ENTRY_FIELDS))
+    _set_attr(entry, "__pydantic_extra__", None)
+    _set_attr(entry, "__pydantic_private__", None)
+    return entry
+
+
+def _json_defaults() -> dict[str, object]:
+    from pydantic_core import PydanticUndefined, to_jsonable_python
+
+    out: dict[str, object] = {}
+    for name, info in LedgerEntry.model_fields.items():
+        if info.default is not PydanticUndefined or info.default_factory is not None:
+            out[name] = to_jsonable_python(info.get_default(call_default_factory=True))
+    return out
+
+
+_JSON_DEFAULTS = _json_defaults()
+"""Each defaulted field of an entry and its default, as JSON data."""
+
+
+def data_hash(data: dict[str, object]) -> str:
+    """:func:`entry_hash` of an entry given as JSON data (``model_dump(mode="json")``).
+
+    The canonical form is the data without ``hash`` and without the fields
+    that hold their default, as :func:`entry_hash` dumps it.
+    """
+    defaults = _JSON_DEFAULTS
+    return _digest(
+        {
+            key: value
+            for key, value in data.items()
+            if key != "hash" and (key not in defaults or value != defaults[key])
+        }
+    )
+
+
+def rechained_data(
+    data: dict[str, object], *, plan_version: int, prev_hash: str
+) -> dict[str, object]:
+    """:func:`rechained` for an entry as JSON data (``model_dump(mode="json")``), as JSON data.
+
+    ``data`` may lack ``prev_hash`` and ``hash`` (an entry placed but not chained yet).
+    """
+    out = {**data, "plan_version": plan_version, "prev_hash": prev_hash}
+    out["hash"] = data_hash(out)
+    return out
+
+
 def chain_entries(
     tenant_id: str,
     plan_id: str,
@@ -199,8 +257,13 @@ def chain_entries(
         # the entry's canonical form is the draft's plus the placement fields,
         # none of which has a default: hash that, then build the entry once
         digest = _digest({**draft.model_dump(mode="json", exclude_defaults=True), **placed})
-        # the draft's field values (what `dict(draft)` gives, without its slow path)
-        entry = LedgerEntry.model_validate({**draft.__dict__, **placed, "hash": digest})
+        if type(draft) is LedgerDraft:
+            # A draft is validated when it is made and frozen, and the placement
+            # fields are the store's own: the entry is built without validating
+            # all of it again (what `model_validate` would build from them).
+            entry = _entry({**draft.__dict__, **placed, "hash": digest})
+        else:
+            entry = LedgerEntry.model_validate({**draft.__dict__, **placed, "hash": digest})
         entries.append(entry)
         prev = LedgerHead(entry.seq, entry.hash)
     return entries

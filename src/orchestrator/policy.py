@@ -29,8 +29,18 @@ from planpolicy import (
 __all__ = ["PolicyRuntime", "jsonable"]
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """Plain JSON values for ledger evidence."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:  # the common case first; a str key is kept as it is
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [jsonable(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -40,6 +50,18 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def _plain(value: Any) -> bool:
+    """True when ``value`` holds only dicts with ``str`` keys, lists and JSON scalars (exact types)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return False
 
 
 class PolicyRuntime:
@@ -52,6 +74,7 @@ class PolicyRuntime:
         self.steps = StepPlanner(bundle)
         self._machines = {name: LifecycleMachine(lc) for name, lc in bundle.lifecycles.items()}
         self._versions = bundle.versions()
+        self._last_facts: Facts | None = None
 
     def machine(self, plan: RevenuePlanV1) -> LifecycleMachine:
         """The lifecycle machine of the plan's type (the first lifecycle for unknown types)."""
@@ -72,17 +95,24 @@ class PolicyRuntime:
         evidence: Mapping[str, Any] | None = None,
     ) -> LedgerDraft:
         """A ledger entry stamped with the bundle digest and document versions."""
-        return LedgerDraft(
+        data = jsonable(evidence or {})
+        plain = _plain(data)
+        draft = LedgerDraft(
             time=now,
             actor=actor,
             event=event,
             reason=reason[:4000],
             bundle_digest=self.bundle.digest,
-            document_versions=dict(self._versions),
+            document_versions=self._versions,  # validation copies it
             step_id=step_id,
             attempt=attempt,
-            evidence=jsonable(evidence or {}),
+            evidence={} if plain else data,
         )
+        if plain:
+            # Plain JSON values of exactly these types validate to an equal copy of
+            # themselves, and `data` is already a fresh copy: skip that validation.
+            draft.__dict__["evidence"] = data
+        return draft
 
     def facts(
         self,
@@ -108,4 +138,18 @@ class PolicyRuntime:
         active: tuple[ActivePlanRef, ...] = ()
         if holder is not None and holder != plan.plan_id:
             active = (ActivePlanRef(holder, plan.tenant_id, plan.account_id, plan.plan_type),)
-        return Facts(now=now, account=account, signals=signals, active_plans=active)
+        last = self._last_facts
+        if (
+            last is not None
+            and last.now is now
+            and last.account is account
+            and last.signals is signals
+            and last.active_plans == active
+        ):
+            # The very same snapshot at the very same moment (a plan's next action in
+            # one turn, or another plan of the account): the same facts, whose CEL
+            # conversion is already made.
+            return last
+        facts = Facts(now=now, account=account, signals=signals, active_plans=active)
+        self._last_facts = facts if facts.now is now else None
+        return facts

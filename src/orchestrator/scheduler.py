@@ -43,11 +43,13 @@ from orchestrator.execution import (
     ExecutionResult,
     ExecutionStatus,
     ExecutorUnavailable,
+    idempotency_key,
 )
 from orchestrator.ledger import LedgerDraft, LedgerEvent
 from orchestrator.records import AttemptStatus, Fence, PlanRef, StepAttempt
 from orchestrator.service import ORCHESTRATOR, PlanService
 from planpolicy import PlanStatus, PlanStep, RevenuePlanV1, StepStatus
+from planpolicy.plan import replaced
 
 __all__ = ["CRASH_POINTS", "Scheduler", "SchedulerSettings", "TickSummary"]
 
@@ -163,7 +165,7 @@ class Scheduler:
         """
         summary = TickSummary()
         seen: set[tuple[str, str]] = set()
-        rng = random.Random(f"{self.settings.worker_id}@{now.isoformat()}")
+        rng: random.Random | None = None
         while len(seen) < self.settings.max_plans_per_tick:
             limit = min(len(seen) + self.settings.batch, _MAX_PAGE)
             refs = self.store.due_plans(now, limit=limit)
@@ -171,6 +173,8 @@ class Scheduler:
             if not fresh:
                 break
             if self.settings.shuffle:  # spread concurrent workers over the page
+                if rng is None:  # seeded once per pass, as the first shuffle needs it
+                    rng = random.Random(f"{self.settings.worker_id}@{now.isoformat()}")
                 rng.shuffle(fresh)
             for ref in fresh[: self.settings.max_plans_per_tick - len(seen)]:
                 if should_stop is not None and should_stop():
@@ -302,7 +306,7 @@ class Scheduler:
                 notes.append(
                     self._draft(now, fence, LedgerEvent.NOTE, message, evidence=outcome.as_dict())
                 )
-                plan = plan.model_copy(update={"evaluation_error": message})
+                plan = replaced(plan, {"evaluation_error": message})
             summary.add("evaluation_errors")
         elif plan.evaluation_error is not None:
             notes.append(
@@ -314,7 +318,7 @@ class Scheduler:
                     evidence=outcome.as_dict(),
                 )
             )
-            plan = plan.model_copy(update={"evaluation_error": None})
+            plan = replaced(plan, {"evaluation_error": None})
         if outcome.terminal:
             trigger = "complete" if outcome.status == PlanStatus.COMPLETED else "expire"
             event = LedgerEvent.COMPLETED if trigger == "complete" else LedgerEvent.EXPIRED
@@ -548,7 +552,7 @@ class Scheduler:
         ``record`` is the attempt record this worker just wrote (else it is read).
         """
         attempt_no = step.attempts
-        key = self._intent(plan, step, attempt_no).key
+        key = idempotency_key(plan.plan_id, step.step_id, attempt_no)
         if result.status in (ExecutionStatus.PENDING, ExecutionStatus.UNKNOWN):
             summary.add("pending")
             self._write(
@@ -769,9 +773,9 @@ class Scheduler:
         update: dict[str, object] = {"status": status, "updated_at": now, "next_due_at": None}
         if terminal:
             update |= {"ended_at": now, "completion_reason": completion}
-        ended = plan.model_copy(update=update)
+        ended = replaced(plan, update)
         if not terminal:
-            ended = ended.model_copy(update={"next_due_at": self._next_due(ended, now)})
+            ended = replaced(ended, {"next_due_at": self._next_due(ended, now)})
         entry = self._draft(now, fence, event, reason, step_id=step_id, evidence=evidence or {})
         return self.store.update_plan(
             ended,
@@ -793,7 +797,7 @@ class Scheduler:
         attempts: list[StepAttempt] | None = None,
     ) -> RevenuePlanV1:
         """One fenced, version-checked plan write with its ledger entries and attempts."""
-        updated = plan.model_copy(update={"next_due_at": next_due, "updated_at": now})
+        updated = replaced(plan, {"next_due_at": next_due, "updated_at": now})
         return self.store.update_plan(
             updated,
             expected_version=plan.version,
@@ -826,10 +830,8 @@ class Scheduler:
 
     @staticmethod
     def _set_step(plan: RevenuePlanV1, step: PlanStep, **changes: object) -> RevenuePlanV1:
-        steps = [
-            s.model_copy(update=changes) if s.step_id == step.step_id else s for s in plan.steps
-        ]
-        return plan.model_copy(update={"steps": steps})
+        steps = [replaced(s, changes) if s.step_id == step.step_id else s for s in plan.steps]
+        return replaced(plan, {"steps": steps})
 
     def _intent(self, plan: RevenuePlanV1, step: PlanStep, attempt: int) -> ActionIntent:
         return ActionIntent(

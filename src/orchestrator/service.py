@@ -34,6 +34,7 @@ from planpolicy import (
     StepStatus,
     check_authority,
 )
+from planpolicy.plan import replaced
 
 __all__ = ["ORCHESTRATOR", "ActivationResult", "PlanService"]
 
@@ -114,8 +115,9 @@ class PlanService:
         """
         now = self.clock.now()
         steps = [
-            s.model_copy(
-                update={
+            replaced(
+                s,
+                {
                     "status": StepStatus.PENDING,
                     "attempts": 0,
                     "human_approved_by": None,
@@ -124,12 +126,13 @@ class PlanService:
                     "last_error": None,
                     "skip_reason": None,
                     "completed_at": None,
-                }
+                },
             )
             for s in plan.steps
         ]
-        draft = plan.model_copy(
-            update={
+        draft = replaced(
+            plan,
+            {
                 "status": PlanStatus.DRAFT.value,
                 "steps": steps,
                 "created_by": actor.user_id,
@@ -143,7 +146,7 @@ class PlanService:
                 "created_at": now,
                 "updated_at": now,
                 "version": 1,
-            }
+            },
         )
         draft = RevenuePlanV1.model_validate(draft.model_dump())
         entry = self.runtime.draft(
@@ -183,15 +186,16 @@ class PlanService:
         now = self.clock.now()
         authority = check_authority(self.runtime.bundle, plan, "approve", actor)
         status = self.runtime.machine(plan).fire(plan.status, "approve", authority=authority)
-        updated = plan.model_copy(
-            update={
+        updated = replaced(
+            plan,
+            {
                 "status": status,
                 "approved_by": actor.user_id,
                 "approved_at": now,
                 "bundle_digest": self.runtime.bundle.digest,
                 "updated_at": now,
                 "next_due_at": now,
-            }
+            },
         )
         entry = self.runtime.draft(
             now,
@@ -258,15 +262,16 @@ class PlanService:
         steps = []
         for step in plan.steps:
             due, _problem = self.runtime.steps.due_at(plan, step, facts, now)
-            steps.append(step.model_copy(update={"due_at": due if _problem is None else None}))
-        activated = plan.model_copy(
-            update={
+            steps.append(replaced(step, {"due_at": due if _problem is None else None}))
+        activated = replaced(
+            plan,
+            {
                 "status": status,
                 "activated_at": now,
                 "updated_at": now,
                 "steps": steps,
                 "next_due_at": now,
-            }
+            },
         )
         entries = [
             gate_entry,
@@ -313,7 +318,7 @@ class PlanService:
         )
         entries = [gate_entry, entry] if gate_entry is not None else [entry]
         # Not due again until it would expire: a rejection is final unless a person re-activates.
-        parked = plan.model_copy(update={"next_due_at": plan.expires_at, "updated_at": now})
+        parked = replaced(plan, {"next_due_at": plan.expires_at, "updated_at": now})
         return self.store.update_plan(
             parked, expected_version=plan.version, entries=entries, fence=fence
         )
@@ -433,7 +438,7 @@ class PlanService:
             update["next_due_at"] = now
         entry = self.runtime.draft(now, actor.user_id, event, reason, evidence=evidence)
         return self.store.update_plan(
-            plan.model_copy(update=update),
+            replaced(plan, update),
             expected_version=plan.version,
             entries=[entry],
             release_guard=terminal,
@@ -479,7 +484,7 @@ class PlanService:
         if not authority.allowed:
             raise GuardDenied("approve_step", "authority", authority.reasons)
         steps = [
-            s.model_copy(update={"human_approved_by": actor.user_id, "human_approved_at": now})
+            replaced(s, {"human_approved_by": actor.user_id, "human_approved_at": now})
             if s.step_id == step.step_id
             else s
             for s in plan.steps
@@ -496,5 +501,5 @@ class PlanService:
             evidence={"basis": authority.basis},
         )
         return self.store.update_plan(
-            plan.model_copy(update=update), expected_version=plan.version, entries=[entry]
+            replaced(plan, update), expected_version=plan.version, entries=[entry]
         )

@@ -58,8 +58,10 @@ class StateEvaluator:
         Never raises for plan or context data: a rule that cannot be evaluated is
         reported in ``errors`` and counts as not met; expiry still applies.
         """
-        facts = facts.at(now)
-        now = facts.now
+        if now is not facts.now:
+            # new facts (and a new conversion for CEL) only for another moment
+            facts = facts.at(now)
+            now = facts.now
         errors: list[Reason] = []
         met: list[str] = []
         ptype = self.bundle.plan_type(plan.plan_type)

@@ -12,10 +12,11 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticUndefined
 
 __all__ = [
     "PlanFileError",
@@ -26,6 +27,7 @@ __all__ = [
     "dump_plan",
     "load_plan",
     "new_step_id",
+    "replaced",
 ]
 
 Ident = Annotated[
@@ -144,7 +146,7 @@ class RevenuePlanV1(_Rec):
 
     def step(self, step_id: uuid.UUID | str) -> PlanStep:
         """The step with this id; ``KeyError`` if absent."""
-        wanted = uuid.UUID(str(step_id))
+        wanted = step_id if type(step_id) is uuid.UUID else uuid.UUID(str(step_id))
         for step in self.steps:
             if step.step_id == wanted:
                 return step
@@ -153,6 +155,36 @@ class RevenuePlanV1(_Rec):
     def step_by_action(self, action_type: str) -> PlanStep | None:
         """The first step of this action type, if any."""
         return next((s for s in self.steps if s.action_type == action_type), None)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_set_attr = object.__setattr__
+
+
+def replaced(model: _M, update: dict[str, Any]) -> _M:
+    """``model.model_copy(update=update)``: the same shallow copy, made directly.
+
+    Like ``model_copy``, nothing is validated: it is for values the caller
+    knows to be right (a store validates what it keeps). Models that allow
+    extra fields take ``model_copy`` itself.
+    """
+    if model.model_config.get("extra") == "allow":
+        return model.model_copy(update=update)
+    cls = type(model)
+    out = cls.__new__(cls)
+    values = model.__dict__.copy()
+    values.update(update)
+    _set_attr(out, "__dict__", values)
+    extra = model.__pydantic_extra__
+    _set_attr(out, "__pydantic_extra__", None if extra is None else extra.copy())
+    fields_set = set(model.__pydantic_fields_set__)
+    fields_set.update(update)
+    _set_attr(out, "__pydantic_fields_set__", fields_set)
+    private = getattr(model, "__pydantic_private__", None)
+    if private is not None:
+        private = {k: v for k, v in private.items() if v is not PydanticUndefined}
+    _set_attr(out, "__pydantic_private__", private)
+    return out
 
 
 class PlanFileError(ValueError):

@@ -574,9 +574,11 @@ def load_scenario(path: str | Path, bundle: PolicyBundle) -> Scenario:
     Every problem of the file is reported, not just the first (see
     :mod:`planpolicy.scenario_load`).
     """
+    from planpolicy.collector import long_operation
     from planpolicy.scenario_load import load
 
-    return load(path, bundle)
+    with long_operation():  # a large scenario allocates millions of lasting objects
+        return load(path, bundle)
 
 
 def step_uuid(tenant: str, plan_id: str, index: int, action_type: str) -> uuid.UUID:

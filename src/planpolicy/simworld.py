@@ -65,7 +65,13 @@ from orchestrator.adapters.memory import MemoryStore
 from orchestrator.adapters.memory_executor import MemoryExecutor, Outcome
 from orchestrator.clock import Clock
 from orchestrator.execution import ActionIntent, idempotency_key
-from orchestrator.ledger import GENESIS_HASH, LedgerDraft, LedgerEntry, rechained
+from orchestrator.ledger import (
+    GENESIS_HASH,
+    LedgerDraft,
+    LedgerEntry,
+    rechained,
+    rechained_data,
+)
 from orchestrator.policy import PolicyRuntime
 from orchestrator.records import Fence, Page, PlanRef, StepAttempt
 from planpolicy.plan import PlanStatus, RevenuePlanV1, StepStatus
@@ -285,7 +291,9 @@ class SkippingStore:
         self.elide = elide
         self.skipped = 0
         self._tracks: dict[tuple[str, str], _Track] = {}
-        self._heap: list[tuple[datetime, str, str, int]] = []
+        # (microseconds since the epoch, tenant, plan, token, time): integers compare
+        # faster than aware datetimes, whose tzinfo objects are asked for offsets
+        self._heap: list[tuple[int, str, str, int, datetime]] = []
         self._buckets: dict[tuple[timedelta, timedelta], set[tuple[str, str]]] = {}
         self._quiet_types: dict[str, bool] = {}
         self._checked_at: datetime | None = None
@@ -298,7 +306,7 @@ class SkippingStore:
         """The earliest time at which some plan needs a real look (None: none ever)."""
         heap = self._heap
         while heap:
-            at, tenant, plan_id, token = heap[0]
+            _key, tenant, plan_id, token, at = heap[0]
             if self._tracks[(tenant, plan_id)].token == token:
                 return at
             heapq.heappop(heap)
@@ -308,14 +316,17 @@ class SkippingStore:
         track.token += 1
         at = track.sleep.wake_at if track.sleep is not None else track.due
         if at is not None:
-            heapq.heappush(self._heap, (at, track.tenant_id, track.plan_id, track.token))
+            heapq.heappush(
+                self._heap, (_micros(at), track.tenant_id, track.plan_id, track.token, at)
+            )
 
     def _pop_due(self, now: datetime) -> list[_Track]:
         """Every valid index entry at or before ``now``, removed from the heap."""
         found: dict[tuple[str, str], _Track] = {}
         heap = self._heap
-        while heap and heap[0][0] <= now:
-            _at, tenant, plan_id, token = heapq.heappop(heap)
+        bound = _micros(now)
+        while heap and heap[0][0] <= bound:
+            _key, tenant, plan_id, token, _at = heapq.heappop(heap)
             track = self._tracks[(tenant, plan_id)]
             if track.token == token:
                 found[(tenant, plan_id)] = track
@@ -334,8 +345,11 @@ class SkippingStore:
             tracks += self._crowded(now, len(tracks))
         tracks.sort(key=lambda t: (t.due, t.tenant_id, t.plan_id))
         for track in tracks:  # they stay due until a write says otherwise
-            assert track.due is not None
-            heapq.heappush(self._heap, (track.due, track.tenant_id, track.plan_id, track.token))
+            due = track.due
+            assert due is not None
+            heapq.heappush(
+                self._heap, (_micros(due), track.tenant_id, track.plan_id, track.token, due)
+            )
         return [PlanRef(t.tenant_id, t.plan_id, t.due) for t in tracks[:limit]]
 
     def _crowded(self, now: datetime, awake: int) -> list[_Track]:
@@ -497,7 +511,11 @@ class SkippingStore:
         return self._tracks.get((tenant_id, plan_id))
 
     def _view(self, plan: RevenuePlanV1, track: _Track | None) -> RevenuePlanV1:
-        """The plan as a real store would hold it now (idle looks applied)."""
+        """The plan as a real store would hold it now (idle looks applied).
+
+        ``plan`` is the inner store's detached copy, which no one else holds: it
+        is changed in place (what ``model_copy(update=...)`` would give).
+        """
         if track is None:
             return plan
         update: dict[str, Any] = {}
@@ -512,7 +530,10 @@ class SkippingStore:
                 update.update({"updated_at": updated, "next_due_at": due})
         if skipped:
             update["version"] = plan.version + skipped
-        return plan.model_copy(update=update) if update else plan
+        if update:
+            plan.__dict__.update(update)
+            plan.__pydantic_fields_set__.update(update)
+        return plan
 
     def _realize(self, track: _Track) -> None:
         """Someone other than the poll loop writes the plan now: its sleep ends."""
@@ -687,6 +708,30 @@ class SkippingStore:
             prev = out[-1].hash
         return out
 
+    def ledger_data(self, tenant_id: str, plan_id: str) -> list[dict[str, Any]]:
+        """:meth:`ledger` as JSON data (each entry's ``model_dump(mode="json")``).
+
+        Made from the inner store's JSON data; every entry is chained here, once,
+        over the versions a real loop's writes give it (idle looks included).
+        """
+        docs = self.inner.ledger_data(tenant_id, plan_id)
+        track = self._track(tenant_id, plan_id)
+        offsets = track.offsets if track is not None else []
+        starts = [seq for seq, _ in offsets]
+        out: list[dict[str, Any]] = []
+        prev = GENESIS_HASH
+        for data in docs:
+            index = bisect.bisect_right(starts, data["seq"]) - 1
+            extra = offsets[index][1] if index >= 0 else 0
+            if not extra and data.get("prev_hash") == prev and "hash" in data:
+                out.append(data)  # chained by the inner store exactly so
+            else:
+                out.append(
+                    rechained_data(data, plan_version=data["plan_version"] + extra, prev_hash=prev)
+                )
+            prev = out[-1]["hash"]
+        return out
+
     def append_ledger(
         self,
         tenant_id: str,
@@ -716,6 +761,15 @@ class SkippingStore:
     def scan_plans(self) -> Iterator[PlanRef]:
         """Every plan, as its due index sees it."""
         return iter(PlanRef(t.tenant_id, t.plan_id, t.due) for t in self._tracks.values())
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """``at`` as whole microseconds since the epoch (the same order as the times)."""
+    return (at - _EPOCH) // _MICROSECOND
 
 
 def _attempt_key(attempt: StepAttempt) -> tuple[str, str, str, int]:

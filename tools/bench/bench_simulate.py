@@ -150,12 +150,29 @@ CUMULATIVE = {
     "the gate (Gate.evaluate, at activation)": ("planpolicy/gate.py", "evaluate"),
     "the state evaluator (StateEvaluator.evaluate)": ("planpolicy/evaluator.py", "evaluate"),
     "store writes (MemoryStore.update_plan)": ("orchestrator/adapters/memory.py", "update_plan"),
+    "  of which the plan's JSON round trip (codec.stored_form)": (
+        "orchestrator/adapters/codec.py",
+        "stored_form",
+    ),
     "store reads (MemoryStore.get_plan)": ("orchestrator/adapters/memory.py", "get_plan"),
+    "detached copies handed out by the store (memory.detached)": (
+        "orchestrator/adapters/memory.py",
+        "detached",
+    ),
+    "ledger drafts (PolicyRuntime.draft)": ("orchestrator/policy.py", "draft"),
+    "people's commands and new plans (simulate.apply_event)": (
+        "planpolicy/simulate.py",
+        "apply_event",
+    ),
     "the simulation's store index (SkippingStore, own time only)": (
         "planpolicy/simworld.py",
         "_settle",
     ),
     "collecting results (ledgers, records, timeline)": ("planpolicy/simulate.py", "_plan_result"),
+    "  of which chaining the ledgers' hashes (SkippingStore.ledger_data)": (
+        "planpolicy/simworld.py",
+        "ledger_data",
+    ),
     "the timeline": ("planpolicy/simulate.py", "_timeline"),
 }
 

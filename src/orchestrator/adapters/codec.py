@@ -21,7 +21,7 @@ from pydantic_core import PydanticSerializationError
 from orchestrator.errors import CorruptRecord, InvalidCursor, InvalidUpdate
 from orchestrator.ledger import MAX_ENTRIES_PER_WRITE, LedgerDraft, LedgerEntry
 from orchestrator.records import Fence, StepAttempt
-from planpolicy.plan import RevenuePlanV1
+from planpolicy.plan import RevenuePlanV1, replaced
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -104,7 +104,7 @@ def stored_form(plan: RevenuePlanV1, *, version: int) -> tuple[RevenuePlanV1, st
     wrong field types; the store refuses those instead of storing them.
     """
     try:
-        doc = plan.model_copy(update={"version": version}).model_dump_json(warnings=False)
+        doc = replaced(plan, {"version": version}).model_dump_json(warnings=False)
         return RevenuePlanV1.model_validate_json(doc), doc
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -11,16 +11,22 @@ decoding JSON again. Every plan and attempt that goes out is such a copy (its
 lists, dicts and nested models are new objects; immutable values are shared),
 so a caller can never change the store by mutating what it was given.
 
-Ledger entries, written often and read rarely, are kept as their JSON text,
-as a durable store keeps them: text costs the garbage collector nothing,
-where tens of thousands of decoded entries would be traversed by every full
-collection of a long simulation.
+Ledger entries, written often and read rarely, are kept as JSON. A write
+places its entries (seq, plan version) and keeps their JSON data; the hash
+chain over them is computed when the ledger is next read, in order, which
+gives exactly the hashes a durable store computes at the write (each hash
+depends only on the entry and the hash before it, and neither changes).
+Chained entries are kept as JSON text, as a durable store keeps them: text
+costs the garbage collector nothing, where tens of thousands of decoded
+entries would be traversed by every full collection of a long simulation.
 """
 
 from __future__ import annotations
 
 import copy
 import enum
+import json
+import math
 import threading
 import types
 import typing
@@ -41,7 +47,14 @@ from orchestrator.errors import (
     NotFound,
     VersionConflict,
 )
-from orchestrator.ledger import LedgerDraft, LedgerEntry, LedgerHead, chain_entries
+from orchestrator.ledger import (
+    MAX_ENTRIES_PER_WRITE,
+    LedgerDraft,
+    LedgerEntry,
+    LedgerHead,
+    chain_entries,
+    data_hash,
+)
 from orchestrator.records import Fence, Page, PlanRef, StepAttempt
 from planpolicy.plan import RevenuePlanV1
 
@@ -72,7 +85,7 @@ _ATOMIC: tuple[type, ...] = (
 """Immutable value types: a copy may share them."""
 
 _atomic_types: set[type] = {str, int, float, bool, type(None), datetime, uuid.UUID}
-_copied_fields: dict[type, tuple[int, tuple[str, ...]]] = {}
+_copied_fields: dict[type, tuple[int, tuple[tuple[str, int], ...]]] = {}
 _set_attr = object.__setattr__
 
 
@@ -90,13 +103,36 @@ def _atomic_annotation(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, _ATOMIC)
 
 
-def _fields_to_copy(cls: type[BaseModel]) -> tuple[int, tuple[str, ...]]:
-    """How many fields ``cls`` has, and those that may hold a mutable value."""
+_ANY = 0  # copy whatever the value holds (see _detach)
+_FLAT_DICT = 1  # a dict whose values are declared immutable: a shallow copy detaches it
+_MODEL_LIST = 2  # a list of models: a list of their detached copies
+
+
+def _copy_kind(annotation: Any) -> int:
+    """How a field of this (mutable) type is copied."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is dict and len(args) == 2 and _atomic_annotation(args[1]):
+        return _FLAT_DICT
+    if (
+        origin is list
+        and len(args) == 1
+        and isinstance(args[0], type)
+        and issubclass(args[0], BaseModel)
+    ):
+        return _MODEL_LIST
+    return _ANY
+
+
+def _fields_to_copy(cls: type[BaseModel]) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """How many fields ``cls`` has, and those that may hold a mutable value (how to copy each)."""
     found = _copied_fields.get(cls)
     if found is None:
         fields = cls.model_fields
         names = tuple(
-            name for name, info in fields.items() if not _atomic_annotation(info.annotation)
+            (name, _copy_kind(info.annotation))
+            for name, info in fields.items()
+            if not _atomic_annotation(info.annotation)
         )
         found = _copied_fields[cls] = (len(fields), names)
     return found
@@ -136,10 +172,19 @@ def detached(model: _M) -> _M:
     copied = fields.copy()
     count, names = _copied_fields.get(cls) or _fields_to_copy(cls)
     if len(fields) != count:  # not an instance as validation builds it: look at every value
-        names = tuple(fields)
-    for name in names:
-        value = fields.get(name)
-        if type(value) not in _atomic_types:
+        names = tuple((name, _ANY) for name in fields)
+    for name, kind in names:
+        value: Any = fields.get(name)
+        value_type = type(value)
+        if value_type in _atomic_types:
+            continue
+        if kind == _FLAT_DICT and value_type is dict:
+            copied[name] = value.copy()  # validated: its values are of immutable types
+        elif kind == _MODEL_LIST and value_type is list:
+            copied[name] = [
+                detached(item) if isinstance(item, BaseModel) else _detach(item) for item in value
+            ]
+        else:
             copied[name] = _detach(value)
     _set_attr(out, "__dict__", copied)
     _set_attr(out, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
@@ -150,10 +195,94 @@ def detached(model: _M) -> _M:
     return out
 
 
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> bool:
+    """False when a float in ``value`` (JSON data) is NaN or infinite (not JSON)."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(_finite(item) for item in value.values())
+    if kind is list:
+        return all(_finite(item) for item in value)
+    return True
+
+
+@dataclass(slots=True)
+class _Ledger:
+    """One plan's ledger: chained entries (JSON text), then placed entries not hashed yet."""
+
+    docs: list[str] = field(default_factory=list)
+    head: LedgerHead = field(default_factory=LedgerHead)  # the last chained entry
+    placed: list[dict[str, Any]] = field(default_factory=list)  # JSON data, no prev_hash/hash
+    seq: int = 0  # the last entry's seq, chained or not
+
+    def add(
+        self, tenant_id: str, plan_id: str, drafts: Sequence[LedgerDraft], *, plan_version: int
+    ) -> None:
+        """Place ``drafts`` after the last entry; their hashes are chained by :meth:`chain`.
+
+        Drafts of another type or with a value that has no JSON text are
+        chained at once, by :func:`chain_entries`, which refuses what it refuses.
+        """
+        if len(drafts) > MAX_ENTRIES_PER_WRITE:
+            raise ValueError(
+                f"at most {MAX_ENTRIES_PER_WRITE} ledger entries per write, got {len(drafts)}"
+            )
+        placed: list[dict[str, Any]] = []
+        seq = self.seq
+        for draft in drafts:
+            if type(draft) is not LedgerDraft:
+                placed = []
+                break
+            data = draft.model_dump(mode="json")  # new containers: nothing a caller holds
+            if not _finite(data["evidence"]):
+                placed = []
+                break
+            seq += 1
+            data["tenant_id"] = tenant_id
+            data["plan_id"] = plan_id
+            data["seq"] = seq
+            data["plan_version"] = plan_version
+            placed.append(data)
+        if len(placed) == len(drafts):
+            self.placed += placed
+            self.seq = seq
+            return
+        self.chain()
+        chained = chain_entries(tenant_id, plan_id, self.head, drafts, plan_version=plan_version)
+        self.keep(chained)
+
+    def keep(self, chained: Sequence[LedgerEntry]) -> None:
+        """Append entries chained after :attr:`head` (nothing placed is pending)."""
+        if chained:
+            self.docs.extend(codec.entry_to_json(e) for e in chained)
+            self.head = LedgerHead(chained[-1].seq, chained[-1].hash)
+            self.seq = chained[-1].seq
+
+    def chain(self) -> None:
+        """Chain the placed entries' hashes, in order, as :func:`chain_entries` does."""
+        if not self.placed:
+            return
+        prev = self.head.hash
+        docs = self.docs
+        for data in self.placed:
+            data["prev_hash"] = prev
+            prev = data["hash"] = data_hash(data)
+            docs.append(_JSON_TEXT.encode(data))
+        self.head = LedgerHead(self.seq, prev)
+        self.placed = []
+
+    def entries(self) -> list[LedgerEntry]:
+        self.chain()
+        return [codec.entry_from_json(doc) for doc in self.docs]
+
+
 @dataclass(slots=True)
 class _PlanRow:
     plan: RevenuePlanV1  # the stored form; never handed out, only detached copies of it
-    head: LedgerHead
     holds_guard: bool = False
 
 
@@ -170,7 +299,7 @@ class _State:
     guards: dict[_GuardKey, str] = field(default_factory=dict)
     leases: dict[_PlanKey, _Lease] = field(default_factory=dict)
     attempts: dict[_AttemptKey, StepAttempt] = field(default_factory=dict)
-    ledger: dict[_PlanKey, list[str]] = field(default_factory=dict)  # entries as JSON
+    ledger: dict[_PlanKey, _Ledger] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -198,9 +327,10 @@ class MemoryStore:
         with self._lock:
             if key in self._state.plans:
                 raise AlreadyExists(*key)
-            chained = chain_entries(*key, LedgerHead(), entries, plan_version=1)
-            self._put_plan(stored, head=LedgerHead(chained[-1].seq, chained[-1].hash))
-            self._state.ledger[key] = [codec.entry_to_json(e) for e in chained]
+            ledger = _Ledger()
+            ledger.add(*key, entries, plan_version=1)
+            self._put_plan(stored)
+            self._state.ledger[key] = ledger
         return detached(stored)
 
     def get_plan(self, tenant_id: str, plan_id: str) -> RevenuePlanV1:
@@ -275,8 +405,7 @@ class MemoryStore:
             # every check passed: apply all of it
             new_version = expected_version + 1
             stored, _ = codec.stored_form(plan, version=new_version)
-            chained = chain_entries(*key, row.head, entries, plan_version=new_version)
-            head = LedgerHead(chained[-1].seq, chained[-1].hash) if chained else row.head
+            self._state.ledger[key].add(*key, entries, plan_version=new_version)
             holds = row.holds_guard
             if activate_guard:
                 self._state.guards[guard] = plan.plan_id
@@ -284,8 +413,7 @@ class MemoryStore:
             if release_guard and row.holds_guard and holder == plan.plan_id:
                 del self._state.guards[guard]
                 holds = False
-            self._put_plan(stored, head=head, holds_guard=holds)
-            self._state.ledger[key].extend(codec.entry_to_json(e) for e in chained)
+            self._put_plan(stored, holds_guard=holds)
             for attempt in attempts:
                 assert fence is not None  # check_update_args guarantees it
                 stamped = codec.checked_attempt(attempt, fence=fence.token)
@@ -385,7 +513,18 @@ class MemoryStore:
         """See :meth:`orchestrator.ports.PlanStore.ledger`."""
         with self._lock:
             self._row(tenant_id, plan_id)
-            return [codec.entry_from_json(doc) for doc in self._state.ledger[(tenant_id, plan_id)]]
+            return self._state.ledger[(tenant_id, plan_id)].entries()
+
+    def ledger_data(self, tenant_id: str, plan_id: str) -> list[dict[str, Any]]:
+        """The plan's ledger as JSON data (``model_dump(mode="json")``), oldest first, unchained.
+
+        Entries not read since they were written lack ``prev_hash`` and
+        ``hash`` (reading them does not chain them); the others have theirs.
+        """
+        with self._lock:
+            self._row(tenant_id, plan_id)
+            ledger = self._state.ledger[(tenant_id, plan_id)]
+            return [json.loads(doc) for doc in ledger.docs] + [dict(d) for d in ledger.placed]
 
     def append_ledger(
         self,
@@ -403,14 +542,12 @@ class MemoryStore:
             row = self._row(tenant_id, plan_id)
             if fence is not None:
                 self._check_fence(fence)
+            ledger = self._state.ledger[(tenant_id, plan_id)]
+            ledger.chain()
             chained = chain_entries(
-                tenant_id, plan_id, row.head, entries, plan_version=row.plan.version
+                tenant_id, plan_id, ledger.head, entries, plan_version=row.plan.version
             )
-            if chained:
-                row.head = LedgerHead(chained[-1].seq, chained[-1].hash)
-                self._state.ledger[(tenant_id, plan_id)].extend(
-                    codec.entry_to_json(e) for e in chained
-                )
+            ledger.keep(chained)
             return chained  # kept as JSON: the caller may have these
 
     # -- admin ---------------------------------------------------------------
@@ -431,9 +568,10 @@ class MemoryStore:
     def ledger_snapshot(self, tenant_id: str, plan_id: str) -> tuple[LedgerHead, list[LedgerEntry]]:
         """See :meth:`orchestrator.ports.StoreAdmin.ledger_snapshot`."""
         with self._lock:
-            row = self._row(tenant_id, plan_id)
-            docs = self._state.ledger[(tenant_id, plan_id)]
-            return row.head, [codec.entry_from_json(doc) for doc in docs]
+            self._row(tenant_id, plan_id)
+            ledger = self._state.ledger[(tenant_id, plan_id)]
+            entries = ledger.entries()
+            return ledger.head, entries
 
     # -- helpers -------------------------------------------------------------
 
@@ -443,12 +581,10 @@ class MemoryStore:
             raise NotFound(tenant_id, plan_id)
         return row
 
-    def _put_plan(
-        self, plan: RevenuePlanV1, *, head: LedgerHead, holds_guard: bool = False
-    ) -> None:
+    def _put_plan(self, plan: RevenuePlanV1, *, holds_guard: bool = False) -> None:
         """Keep ``plan``, the stored form of :func:`codec.stored_form` (no caller holds it)."""
         self._state.plans[(plan.tenant_id, plan.plan_id)] = _PlanRow(
-            plan=plan, head=head, holds_guard=holds_guard
+            plan=plan, holds_guard=holds_guard
         )
 
     def _check_fence(self, fence: Fence) -> None:

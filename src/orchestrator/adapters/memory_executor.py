@@ -102,23 +102,22 @@ class MemoryExecutor:
 
     def submit(self, intent: ActionIntent) -> ExecutionResult:
         """Execute ``intent`` unless its key was seen; the recorded outcome either way."""
+        key = intent.key
         with self._lock:
-            self.submissions[intent.key] += 1
-            record = self._records.get(intent.key)
+            self.submissions[key] += 1
+            record = self._records.get(key)
             if record is None:
                 outcome = self._outcome_for(intent)
                 if outcome.kind == "unreachable":
-                    self._refused[intent.key] += 1
-                    if not outcome.times or self._refused[intent.key] <= outcome.times:
-                        raise ExecutorUnavailable(
-                            f"cannot reach the execution service for `{intent.key}`"
-                        )
+                    self._refused[key] += 1
+                    if not outcome.times or self._refused[key] <= outcome.times:
+                        raise ExecutorUnavailable(f"cannot reach the execution service for `{key}`")
                     outcome = Outcome(outcome.then, outcome.error)
                 record = _Record(intent, self.clock.now(), outcome)
-                self._records[intent.key] = record
-                self.effective_executions[intent.key] += 1
+                self._records[key] = record
+                self.effective_executions[key] += 1
                 if record.outcome.kind == "timeout":
-                    raise ExecutorUnavailable(f"timed out submitting `{intent.key}`")
+                    raise ExecutorUnavailable(f"timed out submitting `{key}`")
             return self._result(record)
 
     def lookup(self, key: str) -> ExecutionResult:
