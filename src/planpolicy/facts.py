@@ -225,8 +225,7 @@ def _facts_roots(
     found = kept.get(key)
     if found is None:
         defs = bundle.context_schema.get("$defs", {})
-        data = _facts_data(facts, roots - _PLAN_ROOTS)
-        found = {k: readers[k].read(v, defs) for k, v in data.items() if k in readers}
+        found = _read(readers, _facts_data(facts, roots - _PLAN_ROOTS), defs)
         kept[key] = found
     return found
 
@@ -250,15 +249,11 @@ def _facts_data(facts: Facts, only: frozenset[str]) -> dict[str, Any]:
     return data
 
 
-def _projected(
-    bundle: PolicyBundle, name: str, paths: frozenset[tuple[str, ...]], data: Mapping[str, Any]
-) -> Activation:
-    """The activation holding only ``paths`` of ``data`` (readers cached under ``name``)."""
-    readers = _readers(bundle, name, paths)
-    defs = bundle.context_schema.get("$defs", {})
-    return activation_of(
-        {key: readers[key].read(value, defs) for key, value in data.items() if key in readers}
-    )
+def _read(
+    readers: Mapping[str, _Reader], data: Mapping[str, Any], defs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``data``'s roots as CEL values through ``readers`` (a root without one is not read)."""
+    return {key: readers[key].read(value, defs) for key, value in data.items() if key in readers}
 
 
 # A path tree maps each key the rules read to the keys read below it, or to _WHOLE

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.engine.builders import acme_facts, bundle, eligible_plan
 
-from planpolicy.cel import make_activation
-from planpolicy.facts import Facts, _coerce, _projected, activation_for
+from planpolicy.cel import activation_of, make_activation
+from planpolicy.facts import Facts, _coerce, _read, _readers, activation_for
 from planpolicy.gate import Gate
 
 EXPRESSIONS = [
@@ -108,7 +108,8 @@ def test_projected_activation_evaluates_like_the_whole_context(
         whole = _whole(data)
     except (TypeError, ValueError):
         return  # the whole context cannot be converted; nothing to compare with
-    projected = _projected(b, f"test-{which}", expr.paths, data)
+    readers = _readers(b, f"test-{which}", expr.paths)
+    projected = activation_of(_read(readers, data, b.context_schema.get("$defs", {})))
     assert expr.evaluate(projected) == expr.evaluate(whole)
 
 
