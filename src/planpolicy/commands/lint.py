@@ -43,21 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _tune_gc() -> None:
-    """Fewer garbage collections for a short run that builds many long-lived objects.
-
-    Objects created so far (modules, classes) live until exit: ``freeze`` keeps
-    collections from scanning them again. The higher first threshold still
-    collects young cycles (refused documents, exceptions) while they are young,
-    but no longer rescans the growing set of loaded documents every few
-    thousand allocations, which cost up to half of a large run's time.
-    """
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
-
-
 def _skip_pydantic_plugins() -> None:
     """Do not look for pydantic plugins in this process (unless the user chose otherwise).
 
@@ -72,10 +57,9 @@ def _skip_pydantic_plugins() -> None:
 
 def run(args: argparse.Namespace) -> int:
     _skip_pydantic_plugins()
+    from planpolicy.collector import long_operation
     from planpolicy.lint import run_lint
     from planpolicy.lint.formats import FORMATS, auto_format
-
-    _tune_gc()
 
     if args.limit < 1:
         print("planpolicy lint: error: --limit must be at least 1", file=sys.stderr)
@@ -84,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
         print("planpolicy lint: error: --jobs must be 0 (auto) or more", file=sys.stderr)
         return 2
     jobs = args.jobs or (os.cpu_count() or 1)
-    report = run_lint(
-        args.paths or list(DEFAULT_PATHS), base=args.base, limit=args.limit, jobs=jobs
-    )
+    with long_operation():  # loaded documents live until exit: scan them less often
+        report = run_lint(
+            args.paths or list(DEFAULT_PATHS), base=args.base, limit=args.limit, jobs=jobs
+        )
     fmt = auto_format() if args.format == "auto" else args.format
     text = FORMATS[fmt](report.diagnostics, files=len(report.files), dropped=report.dropped)
     if args.out:
