@@ -380,8 +380,54 @@ def _grammar() -> str:
     return (folder / "cel.lark").read_text(encoding="utf-8")
 
 
+PACKAGED_TABLES: Final = Path(__file__).with_name("cel_parser.tables")
+"""CEL parse tables shipped with the package (``planpolicy schema --write`` makes them).
+
+The first line is the tables' key (grammar, lark version, options); the rest
+is lark's serialized parser. They are used when the per-user cache has none,
+as on a fresh CI runner, and ignored when the key differs (another lark), in
+which case the tables are built as before.
+"""
+
+
+def _tables_key() -> str:
+    return celcache.digest([_grammar(), lark.__version__, dict(_LARK_OPTIONS)])
+
+
+def _packaged_tables(key: str) -> bytes | None:
+    try:
+        data = PACKAGED_TABLES.read_bytes()
+    except OSError:
+        return None
+    head, newline, body = data.partition(b"\n")
+    return body if newline and head == key.encode("ascii") else None
+
+
+def write_packaged_tables(path: Path | None = None) -> bool:
+    """Build the CEL parse tables into ``path`` unless it holds current ones; True if written.
+
+    ``path`` defaults to :data:`PACKAGED_TABLES`. Only the key is compared:
+    lark's serialization is not byte-for-byte stable.
+    """
+    import io
+
+    path = PACKAGED_TABLES if path is None else path
+    _load_lark()
+    key = _tables_key()
+    try:
+        if path.read_bytes().partition(b"\n")[0] == key.encode("ascii"):
+            return False
+    except OSError:
+        pass
+    parser = lark.Lark(_grammar(), **_LARK_OPTIONS, **_load_options(False))
+    buffer = io.BytesIO()
+    parser.save(buffer, _LOAD_OPTIONS)
+    path.write_bytes(key.encode("ascii") + b"\n" + buffer.getvalue())
+    return True
+
+
 def _build_parser(positions: bool) -> Any:
-    """A lark parser for CEL, from the cached parse tables when possible.
+    """A lark parser for CEL, from cached or shipped parse tables when possible.
 
     With ``positions`` it is cel-python's own parser; without, the trees carry
     no position metadata (tokens still do), which makes parsing ~3x faster:
@@ -392,17 +438,21 @@ def _build_parser(positions: bool) -> Any:
     import io
     import pickle
 
-    grammar = _grammar()
-    key = celcache.digest([grammar, lark.__version__, dict(_LARK_OPTIONS)])
+    key = _tables_key()
     store = _store()
     data = store.tables(key) if store is not None else None
-    if data is not None:
+    for tables in (data, _packaged_tables(key) if data is None else None):
+        if tables is None:
+            continue
         try:
             loaded = lark.Lark.__new__(lark.Lark)
-            return loaded._load(io.BytesIO(data), **_load_options(positions))
-        except Exception:  # a table from another lark: rebuild it
-            pass
-    parser = lark.Lark(grammar, **_LARK_OPTIONS, **_load_options(positions))
+            parser = loaded._load(io.BytesIO(tables), **_load_options(positions))
+        except Exception:  # tables from another lark: try the next, or build them
+            continue
+        if store is not None and tables is not data:
+            store.set_tables(key, tables)
+        return parser
+    parser = lark.Lark(_grammar(), **_LARK_OPTIONS, **_load_options(positions))
     if store is not None:
         buffer = io.BytesIO()
         try:

@@ -190,13 +190,22 @@ def _targets(directory: Path) -> list[tuple[Path, str, str]]:
 
 
 def write(directory: Path) -> list[str]:
-    """Write every schema into ``directory`` and the package's shapes; returns what changed."""
+    """Write every schema into ``directory`` and the package's generated files.
+
+    Returns the names of the files that changed. Besides the shapes, the
+    package ships CEL parse tables (:func:`planpolicy.cel.write_packaged_tables`),
+    rebuilt only when the grammar or lark changed.
+    """
+    from planpolicy.cel import PACKAGED_TABLES, write_packaged_tables
+
     directory.mkdir(parents=True, exist_ok=True)
     changed = []
     for path, name, text in _targets(directory):
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
             changed.append(name)
+    if write_packaged_tables():
+        changed.append(PACKAGED_TABLES.name)
     return changed
 
 
