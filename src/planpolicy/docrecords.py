@@ -140,23 +140,34 @@ def _reader(shape: Any) -> Reader | None:
     return lambda v: {k: x if x is None else inner(x) for k, x in v.items()}
 
 
+def _default_maker(default: Any) -> Callable[[], Any] | None:
+    """A function making a fresh copy of a mutable default; None for immutable ones."""
+    if not isinstance(default, (dict, list)):
+        return None
+    if not default:
+        return type(default)
+    return lambda: copy.deepcopy(default)
+
+
 @cache
-def _fields(model: str) -> tuple[tuple[str, str, Reader | None, Any], ...]:
-    """(attribute, YAML key, reader, default or _MISSING) per field of ``model``."""
+def _fields(model: str) -> tuple[tuple[str, str, Reader | None, Any, Any], ...]:
+    """(attribute, YAML key, reader, default or _MISSING, default maker) per field."""
     table = shapes()["models"][model]["fields"]
-    return tuple(
-        (f["name"], f["alias"], _reader(f["shape"]), f.get("default", _MISSING)) for f in table
-    )
+    out = []
+    for f in table:
+        default = f.get("default", _MISSING)
+        out.append((f["name"], f["alias"], _reader(f["shape"]), default, _default_maker(default)))
+    return tuple(out)
 
 
 def _build(model: str, data: Mapping[str, Any]) -> Record:
     values: dict[str, Any] = {}
-    for name, alias, reader, default in _fields(model):
+    for name, alias, reader, default, make in _fields(model):
         value = data.get(alias, _MISSING)
         if value is _MISSING:
             if default is _MISSING:
                 raise KeyError(f"{model}: missing `{alias}` in checked data")
-            value = copy.deepcopy(default) if isinstance(default, (dict, list)) else default
+            value = default if make is None else make()
         values[name] = value if reader is None or value is None else reader(value)
     return Record(model, values)
 

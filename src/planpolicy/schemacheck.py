@@ -88,37 +88,69 @@ def _same(expected: Any) -> Check:
     return lambda v: type(v) is type(expected) and v == expected
 
 
+def _always(value: Any) -> bool:
+    return True
+
+
 def _all(checks: list[Check]) -> Check:
+    """All of ``checks`` (combined without a generator: checks run per value)."""
     if not checks:
-        return lambda v: True
+        return _always
     if len(checks) == 1:
         return checks[0]
-    return lambda v: all(check(v) for check in checks)
+    if len(checks) == 2:
+        first, second = checks
+        return lambda v: first(v) and second(v)
+    head, rest = checks[0], _all(checks[1:])
+    return lambda v: head(v) and rest(v)
+
+
+def _any(checks: list[Check]) -> Check:
+    """Any of ``checks``; ``null`` first, without a call."""
+    if any(check is _TYPES["null"] for check in checks):
+        others = [check for check in checks if check is not _TYPES["null"]]
+        other = _any(others) if others else None
+        return (lambda v: v is None) if other is None else (lambda v: v is None or other(v))
+    if len(checks) == 1:
+        return checks[0]
+    head, rest = checks[0], _any(checks[1:])
+    return lambda v: head(v) or rest(v)
+
+
+def _is_null_schema(node: Any) -> bool:
+    return (
+        isinstance(node, Mapping)
+        and set(node) - _ANNOTATIONS == {"type"}
+        and node["type"] == "null"
+    )
 
 
 class _Builder:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.defs: Mapping[str, Any] = root.get("$defs", {})
-        self.built: dict[str, Check] = {}
+        self.cells: dict[str, list[Check]] = {}
 
     def ref(self, target: str) -> Check:
         prefix = "#/$defs/"
         if not target.startswith(prefix) or target[len(prefix) :] not in self.defs:
             raise UnsupportedSchema(f"unsupported or unknown $ref `{target}`")
         name = target[len(prefix) :]
-        if name not in self.built:
-            self.built[name] = lambda v: True  # placeholder while a recursive ref is built
-            self.built[name] = self.node(self.defs[name])
-        built = self.built
+        cell = self.cells.get(name)
+        if cell is None:
+            cell = self.cells[name] = [_always]  # a placeholder while it is being built
+            cell[0] = self.node(self.defs[name])
+            return cell[0]
+        if cell[0] is not _always:
+            return cell[0]
 
-        def check(value: Any) -> bool:  # looked up per call: the entry may be recursive
-            return built[name](value)
+        def recursive(value: Any) -> bool:  # built later: read when called
+            return cell[0](value)
 
-        return check
+        return recursive
 
     def node(self, node: Any) -> Check:
         if node is True or node == {}:
-            return lambda v: True
+            return _always
         if node is False:
             return lambda v: False
         if not isinstance(node, Mapping):
@@ -129,46 +161,44 @@ class _Builder:
         checks: list[Check] = []
         if "type" in node:
             names = node["type"] if isinstance(node["type"], list) else [node["type"]]
-            tests = [_TYPES[name] for name in names]
-            checks.append(tests[0] if len(tests) == 1 else lambda v: any(t(v) for t in tests))
+            checks.append(_any([_TYPES[name] for name in names]))
         if "const" in node:
             checks.append(_same(node["const"]))
         if "enum" in node:
-            options = [_same(option) for option in node["enum"]]
-            checks.append(lambda v: any(option(v) for option in options))
+            checks.append(_any([_same(option) for option in node["enum"]]))
         checks += self.string(node) + self.number(node) + self.array(node)
         if {"properties", "required", "additionalProperties", "patternProperties"} & set(node):
             checks.append(self.object(node))
         if "propertyNames" in node:
             names_ok = self.node(node["propertyNames"])
-            checks.append(lambda v: not isinstance(v, dict) or all(names_ok(k) for k in v))
+            if names_ok is not _always:
+                checks.append(lambda v: not isinstance(v, dict) or all(map(names_ok, v)))
         if "anyOf" in node:
-            options = [self.node(option) for option in node["anyOf"]]
-            checks.append(lambda v: any(option(v) for option in options))
+            options = node["anyOf"]
+            checks.append(
+                _any([_TYPES["null"] if _is_null_schema(o) else self.node(o) for o in options])
+            )
         if "$ref" in node:
             checks.append(self.ref(node["$ref"]))
         return _all(checks)
 
     def string(self, node: Mapping[str, Any]) -> list[Check]:
-        out: list[Check] = []
         low, high = node.get("minLength"), node.get("maxLength")
-        if low is not None or high is not None:
-            lo, hi = low or 0, high if high is not None else float("inf")
-            out.append(lambda v: not isinstance(v, str) or lo <= len(v) <= hi)
-        if "pattern" in node:
-            search = _regex(node["pattern"]).search
-            out.append(lambda v: not isinstance(v, str) or search(v) is not None)
-        return out
+        pattern = node.get("pattern")
+        if low is None and high is None and pattern is None:
+            return []
+        lo, hi = low or 0, high if high is not None else float("inf")
+        if pattern is None:
+            return [lambda v: not isinstance(v, str) or lo <= len(v) <= hi]
+        search = _regex(pattern).search
+        return [lambda v: not isinstance(v, str) or (lo <= len(v) <= hi and search(v) is not None)]
 
     def number(self, node: Mapping[str, Any]) -> list[Check]:
-        out: list[Check] = []
-        if "minimum" in node:
-            low = node["minimum"]
-            out.append(lambda v: not _is_number(v) or v >= low)
-        if "maximum" in node:
-            high = node["maximum"]
-            out.append(lambda v: not _is_number(v) or v <= high)
-        return out
+        if "minimum" not in node and "maximum" not in node:
+            return []
+        low = node.get("minimum", float("-inf"))
+        high = node.get("maximum", float("inf"))
+        return [lambda v: not _is_number(v) or low <= v <= high]
 
     def array(self, node: Mapping[str, Any]) -> list[Check]:
         out: list[Check] = []
@@ -178,7 +208,8 @@ class _Builder:
             out.append(lambda v: not isinstance(v, list) or lo <= len(v) <= hi)
         if "items" in node:
             item = self.node(node["items"])
-            out.append(lambda v: not isinstance(v, list) or all(item(x) for x in v))
+            if item is not _always:
+                out.append(lambda v: not isinstance(v, list) or all(map(item, v)))
         return out
 
     def object(self, node: Mapping[str, Any]) -> Check:
@@ -194,8 +225,9 @@ class _Builder:
         def check(value: Any) -> bool:
             if not isinstance(value, dict):
                 return True
-            if any(name not in value for name in required):
-                return False
+            for name in required:
+                if name not in value:
+                    return False
             for key, item in value.items():
                 if not isinstance(key, str):
                     return False
@@ -204,11 +236,13 @@ class _Builder:
                     if not known(item):
                         return False
                     continue
-                matched = [sub for search, sub in patterns if search(key) is not None]
-                if matched:
-                    if not all(sub(item) for sub in matched):
-                        return False
-                elif other is None or not other(item):
+                matched = False
+                for search, sub in patterns:
+                    if search(key) is not None:
+                        if not sub(item):
+                            return False
+                        matched = True
+                if not matched and (other is None or not other(item)):
                     return False
             return True
 

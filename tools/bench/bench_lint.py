@@ -54,7 +54,7 @@ def generate(root: Path, count: int) -> tuple[Path, Path]:
     template = (REPO / "plan_types" / "renewal_defense.yaml").read_text()
     for i in range(count):
         text = template.replace("RENEWAL_DEFENSE", f"PLAN_TYPE_{i:04d}")
-        text = text.replace("maxDurationDays: 120", f"maxDurationDays: {30 + i % 90}")
+        text = text.replace("maxDurationDays: 120", f"maxDurationDays: {90 + i % 90}")
         text = text.replace('duration("2880h")', f'duration("{2000 + i}h")')
         (plan_types / f"plan_type_{i:04d}.yaml").write_text(text)
     return policies, plan_types
