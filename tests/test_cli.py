@@ -48,3 +48,12 @@ def test_running_a_verb_imports_that_verb_only() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout.strip().splitlines()[-1] == "['planpolicy.commands.lint']"
+
+
+def test_lint_reads_in_workers_only_with_enough_cpus() -> None:
+    from planpolicy.commands.lint import PARALLEL_MIN_CPUS, auto_jobs
+
+    assert auto_jobs(None) == 1
+    assert auto_jobs(2) == 1
+    assert auto_jobs(PARALLEL_MIN_CPUS) == PARALLEL_MIN_CPUS
+    assert auto_jobs(16) == 16
