@@ -7,7 +7,10 @@ Plans and attempts are kept decoded. A plan is written the way a durable
 adapter writes it (encoded to JSON and validated back, so an invalid plan is
 refused and the stored form is exactly what a durable store would read back),
 but only once per write; reads then hand out a detached copy instead of
-decoding JSON again. Every plan and attempt that goes out is such a copy (its
+decoding JSON again. An update that hands back the stored plan's own values
+for most fields (a detached copy changed in a few places) takes that round
+trip field by field, for the changed fields only
+(:func:`orchestrator.adapters.incremental.stored_update`): the same result. Every plan and attempt that goes out is such a copy (its
 lists, dicts and nested models are new objects; immutable values are shared),
 so a caller can never change the store by mutating what it was given.
 
@@ -40,6 +43,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel
 
 from orchestrator.adapters import codec
+from orchestrator.adapters.incremental import stored_update
 from orchestrator.errors import (
     AlreadyExists,
     FenceLost,
@@ -404,7 +408,10 @@ class MemoryStore:
                     raise NotFound(plan.tenant_id, attempt.idempotency_key, "attempt")
             # every check passed: apply all of it
             new_version = expected_version + 1
-            stored, _ = codec.stored_form(plan, version=new_version)
+            stored = (
+                stored_update(row.plan, plan, new_version)
+                or codec.stored_form(plan, version=new_version)[0]
+            )
             self._state.ledger[key].add(*key, entries, plan_version=new_version)
             holds = row.holds_guard
             if activate_guard:
