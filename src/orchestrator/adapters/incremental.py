@@ -24,6 +24,8 @@ need the JSON text anyway.
 
 from __future__ import annotations
 
+from itertools import compress
+from operator import is_not, itemgetter
 from typing import Any, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -48,6 +50,7 @@ class _FieldTrips(Generic[_M]):
         config = schema.get("config")
         self.cls = cls
         self.names: tuple[str, ...] = tuple(cls.model_fields)
+        self.values = itemgetter(*self.names)  # a model's field values, in field order
         self.trips: dict[str, tuple[SchemaSerializer, SchemaValidator]] = {}
         fields = schema.get("schema", {}).get("fields") if schema.get("type") == "model" else None
         if not isinstance(fields, dict) or tuple(fields) != self.names:
@@ -67,8 +70,12 @@ class _FieldTrips(Generic[_M]):
         except (ValidationError, PydanticSerializationError, ValueError, TypeError):
             return _UNPROVEN
 
-    def plain(self, model: object) -> dict[str, Any] | None:
-        """The field values of ``model`` if it is exactly an instance as validation builds it."""
+    def changed(self, model: object, stored: BaseModel) -> list[str] | None:
+        """The fields of ``model`` whose value is not ``stored``'s very object, in order.
+
+        ``None`` when ``model`` is not exactly an instance as validation builds
+        it (another class, extra or private attributes, other attributes).
+        """
         if type(model) is not self.cls or model.__pydantic_extra__ is not None:
             return None
         if getattr(model, "__pydantic_private__", None) is not None:
@@ -76,7 +83,11 @@ class _FieldTrips(Generic[_M]):
         values = model.__dict__
         if len(values) != len(self.names):
             return None
-        return values
+        try:
+            mine = self.values(values)
+        except KeyError:
+            return None
+        return list(compress(self.names, map(is_not, mine, self.values(stored.__dict__))))
 
     def build(self, values: dict[str, Any], fields_set: set[str]) -> _M:
         """An instance holding ``values`` (already validated), as validation would build it."""
@@ -106,30 +117,24 @@ def _stored_step(old: PlanStep, new: object) -> PlanStep | None:
     """The stored form of ``new``, the step that was ``old`` (``None``: not provable)."""
     if new is old:
         return old
-    values = _STEP.plain(new)
-    if values is None:
+    names = _STEP.changed(new, old)
+    if names is None:
         return None
+    values = new.__dict__
     before = old.__dict__
-    changed: dict[str, Any] | None = None
-    for name in _STEP.names:
-        value = values.get(name, _UNPROVEN)
-        kept = before[name]
-        if value is kept:
-            continue
-        if value is _UNPROVEN:
-            return None
-        if name == "parameters" and _same_flat_dict(value, kept):
+    stored: dict[str, Any] | None = None
+    for name in names:
+        value = values[name]
+        if name == "parameters" and _same_flat_dict(value, before[name]):
             continue  # a detached copy of the stored dict: keep the stored one
         checked = _STEP.round_trip(name, value)
         if checked is _UNPROVEN:
             return None
-        if changed is None:
-            changed = {}
-        changed[name] = checked
-    if changed is None:
+        if stored is None:
+            stored = dict(before)
+        stored[name] = checked
+    if stored is None:
         return old  # nothing changed: the stored step serves again (no one else holds it)
-    stored = dict(before)
-    stored.update(changed)
     return _STEP.build(stored, set(old.__pydantic_fields_set__))
 
 
@@ -143,19 +148,17 @@ def stored_update(stored: RevenuePlanV1, plan: RevenuePlanV1, version: int) -> R
     then makes it. The result shares the unchanged steps and values of
     ``stored`` and no mutable object with ``plan``.
     """
-    values = _PLAN.plain(plan)
-    if values is None or type(version) is not int or version < 1:
+    names = _PLAN.changed(plan, stored)
+    if names is None or type(version) is not int or version < 1:
         return None
-    before = stored.__dict__
-    out = dict(before)
-    for name in _PLAN.names:
-        value = values.get(name, _UNPROVEN)
-        kept = before[name]
-        if value is kept or name == "version":
+    values = plan.__dict__
+    out = dict(stored.__dict__)
+    for name in names:
+        value = values[name]
+        if name == "version":
             continue
-        if value is _UNPROVEN:
-            return None
         if name == "steps":
+            kept = out[name]
             if type(value) is not list or len(value) != len(kept):
                 return None
             steps = []

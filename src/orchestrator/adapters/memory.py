@@ -34,7 +34,7 @@ import threading
 import types
 import typing
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -170,33 +170,56 @@ def detached(model: _M) -> _M:
     datetime, an enum, ...) is then known to hold an immutable value and is
     shared without looking; every other field is copied by value.
     """
-    cls = type(model)
-    out = cls.__new__(cls)
-    fields = model.__dict__
-    copied = fields.copy()
-    count, names = _copied_fields.get(cls) or _fields_to_copy(cls)
-    if len(fields) != count:  # not an instance as validation builds it: look at every value
-        names = tuple((name, _ANY) for name in fields)
-    for name, kind in names:
-        value: Any = fields.get(name)
-        value_type = type(value)
-        if value_type in _atomic_types:
-            continue
-        if kind == _FLAT_DICT and value_type is dict:
-            copied[name] = value.copy()  # validated: its values are of immutable types
-        elif kind == _MODEL_LIST and value_type is list:
-            copied[name] = [
-                detached(item) if isinstance(item, BaseModel) else _detach(item) for item in value
-            ]
+    copier = _copiers.get(type(model))
+    if copier is None:
+        copier = _copiers[type(model)] = _copier(type(model))
+    return copier(model)  # type: ignore[no-any-return]
+
+
+_copiers: dict[type, Callable[[Any], Any]] = {}
+
+
+def _copier(cls: type[BaseModel]) -> Callable[[Any], Any]:
+    """The function making :func:`detached` copies of ``cls`` instances (made once per class)."""
+    count, names = _fields_to_copy(cls)
+    flat = tuple(name for name, kind in names if kind == _FLAT_DICT)
+    lists = tuple(name for name, kind in names if kind == _MODEL_LIST)
+    others = tuple(name for name, kind in names if kind == _ANY)
+    make = cls.__new__
+
+    def copy_model(model: Any) -> Any:
+        fields = model.__dict__
+        copied = fields.copy()
+        if len(fields) != count:  # not an instance as validation builds it: copy every value
+            for name, value in fields.items():
+                copied[name] = _detach(value)
         else:
-            copied[name] = _detach(value)
-    _set_attr(out, "__dict__", copied)
-    _set_attr(out, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
-    extra = model.__pydantic_extra__
-    _set_attr(out, "__pydantic_extra__", None if extra is None else _detach(extra))
-    private = getattr(model, "__pydantic_private__", None)
-    _set_attr(out, "__pydantic_private__", None if private is None else copy.deepcopy(private))
-    return out
+            for name in flat:
+                value = fields.get(name)
+                if type(value) is dict:
+                    copied[name] = value.copy()  # validated: its values are of immutable types
+                elif type(value) not in _atomic_types:
+                    copied[name] = _detach(value)
+            for name in lists:
+                value = fields.get(name)
+                if type(value) is list:
+                    copied[name] = [(_copiers.get(type(item)) or _detach)(item) for item in value]
+                elif type(value) not in _atomic_types:
+                    copied[name] = _detach(value)
+            for name in others:
+                value = fields.get(name)
+                if type(value) not in _atomic_types:
+                    copied[name] = _detach(value)
+        out = make(cls)
+        _set_attr(out, "__dict__", copied)
+        _set_attr(out, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+        extra = model.__pydantic_extra__
+        _set_attr(out, "__pydantic_extra__", None if extra is None else _detach(extra))
+        private = getattr(model, "__pydantic_private__", None)
+        _set_attr(out, "__pydantic_private__", None if private is None else copy.deepcopy(private))
+        return out
+
+    return copy_model
 
 
 _JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
