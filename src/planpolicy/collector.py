@@ -13,8 +13,10 @@ Some operations make next to no cyclic garbage at all: loading a scenario
 makes none and a simulation of 1,000 plans over 180 days a few thousand
 objects, while their collections rescanned hundreds of thousands of lasting
 objects (a tenth of their time). ``long_operation(pause=True)`` turns
-automatic collection off for such an operation; what cyclic garbage it made
-is found by the first collection after it.
+automatic collection off for such an operation and, when it froze the objects
+that existed before, moves what the operation made to the oldest generation
+afterwards (unscanned); what cyclic garbage the operation made is found by the
+next full collection.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def long_operation(*, pause: bool = False) -> Iterator[None]:
     itself or the block runs inside another one; young collections run every
     20,000 allocations instead of every 700. With ``pause``, none runs by
     itself inside the block (for operations that make next to no cyclic
-    garbage); collection is enabled again afterwards if it was before.
+    garbage); collection is enabled again afterwards if it was before, and
+    what the block made joins the oldest generation without being scanned.
     """
     threshold = gc.get_threshold()
     enabled = gc.isenabled()
@@ -50,6 +53,11 @@ def long_operation(*, pause: bool = False) -> Iterator[None]:
     try:
         yield
     finally:
+        if pause and freeze:
+            # Everything the operation made is young: the first collection after it
+            # would scan all of it. Frozen and unfrozen, it joins the oldest
+            # generation unscanned, and no young collection is due.
+            gc.freeze()
         if enabled:
             gc.enable()
         gc.set_threshold(*threshold)

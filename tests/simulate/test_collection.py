@@ -67,6 +67,20 @@ def test_cyclic_garbage_of_a_paused_operation_is_found_afterwards(
     assert gc.collect() >= 100
 
 
+def test_what_a_paused_operation_made_is_not_left_for_a_young_collection(
+    collector_state: tuple[bool, tuple[int, int, int], int],
+) -> None:
+    """It joins the oldest generation: no young collection is due to scan it all once."""
+    gc.enable()
+    assert gc.get_freeze_count() == 0
+    with long_operation(pause=True):
+        kept = [[n] for n in range(50_000)]
+        assert gc.get_count()[0] > 40_000
+    assert gc.get_count()[0] < 100
+    assert gc.get_freeze_count() == 0
+    assert all(gc.is_tracked(item) for item in kept[:10])
+
+
 def test_loading_and_running_a_scenario_pause_collection(
     bundle: PolicyBundle, collector_state: tuple[bool, tuple[int, int, int], int]
 ) -> None:
