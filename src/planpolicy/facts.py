@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from operator import is_
 from pathlib import Path
 from typing import Any
 
@@ -225,9 +226,56 @@ def _facts_roots(
     found = kept.get(key)
     if found is None:
         defs = bundle.context_schema.get("$defs", {})
-        found = _read(readers, _facts_data(facts, roots - _PLAN_ROOTS), defs)
+        converted = bundle.derived.setdefault("facts.converted", {})
+        found = {
+            root: _read_root(converted, name, root, readers[root], value, defs)
+            for root, value in _facts_data(facts, roots - _PLAN_ROOTS).items()
+            if root in readers
+        }
         kept[key] = found
     return found
+
+
+_CONVERTED_MAX = 4096
+"""Converted roots kept for reuse per bundle; the cache starts afresh when it is full."""
+
+_Converted = dict[tuple[str, str, int], tuple[Any, tuple[Any, ...], Any]]
+
+
+def _read_root(
+    converted: _Converted,
+    name: str,
+    root: str,
+    reader: _Reader,
+    value: Any,
+    defs: Mapping[str, Any],
+) -> Any:
+    """``reader.read(value, defs)``, reused from an earlier call when it provably gives the same.
+
+    A root's conversion depends only on what the reader reads of it. When that
+    is all plain dicts down to immutable scalars (see :meth:`_Reader.inputs`),
+    the same mapping object with the very same objects at every path read gives
+    the same CEL value, so the one converted before is returned. A mapping
+    changed in place meanwhile reads other objects (or misses a key) and is
+    converted again.
+    """
+    inputs: list[Any] = []
+    if type(value) is not dict or not reader.inputs(value, inputs):
+        return reader.read(value, defs)
+    key = (name, root, id(value))
+    found = converted.get(key)
+    if (
+        found is not None
+        and found[0] is value  # the entry holds the mapping: its id is not reused meanwhile
+        and len(found[1]) == len(inputs)
+        and all(map(is_, found[1], inputs))
+    ):
+        return found[2]
+    result = reader.read(value, defs)
+    if len(converted) >= _CONVERTED_MAX:
+        converted.clear()
+    converted[key] = (value, tuple(inputs), result)
+    return result
 
 
 def _facts_data(facts: Facts, only: frozenset[str]) -> dict[str, Any]:
@@ -299,6 +347,9 @@ def _child_type(declared: CelType | None, key: str) -> CelType | None:
 
 
 _PLAIN = (bool, int, float)
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), datetime, date})
+_MAPPING = object()  # marks a mapping in _Reader.inputs
+_ABSENT = object()  # marks a key the mapping lacks
 
 
 @dataclass(frozen=True)
@@ -315,6 +366,28 @@ class _Reader:
     declared: CelType | None
     coerce: bool
     keys: tuple[tuple[str, Any, _Reader], ...] | None
+
+    def inputs(self, value: Any, out: list[Any]) -> bool:
+        """Append to ``out`` every object :meth:`read` reads of ``value``, in order.
+
+        False when one of them could change in place (anything but plain dicts
+        and immutable scalars): a conversion of ``value`` cannot then be reused.
+        A mapping is marked, and a key it lacks is marked absent, so that two
+        values read differently never give the same objects.
+        """
+        keys = self.keys
+        if keys is None or type(value) is not dict:
+            if type(value) not in _IMMUTABLE:
+                return False
+            out.append(value)
+            return True
+        out.append(_MAPPING)
+        for key, _cel, reader in keys:
+            if key not in value:
+                out.append(_ABSENT)
+            elif not reader.inputs(value[key], out):
+                return False
+        return True
 
     def read(self, value: Any, defs: Mapping[str, Any]) -> Any:
         keys = self.keys

@@ -577,7 +577,8 @@ def load_scenario(path: str | Path, bundle: PolicyBundle) -> Scenario:
     from planpolicy.collector import long_operation
     from planpolicy.scenario_load import load
 
-    with long_operation():  # a large scenario allocates millions of lasting objects
+    # a large scenario allocates millions of lasting objects, and no cyclic garbage
+    with long_operation(pause=True):
         return load(path, bundle)
 
 

@@ -283,7 +283,8 @@ def apply_event(service: PlanService, scenario: Scenario, event: _Event) -> Refu
 
 def run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None = None) -> RunResult:
     """Run ``scenario`` under ``bundle`` and check its expectations."""
-    with long_operation():  # fewer, cheaper garbage collections while it runs
+    # a run allocates lasting objects (records, ledgers) and next to no cyclic garbage
+    with long_operation(pause=True):
         return _run(scenario, bundle, options)
 
 
@@ -432,10 +433,14 @@ def _timeline(
             actor=refusal.by,
         )
         keyed.append(((refusal.time, 1, index, 0), item))
+    times: dict[str, datetime] = {}  # the entries of one turn share their time
     for order, plan in enumerate(plans):
         actions = {s.step_id: s.action_type for s in plan.steps}
         for entry in plan.ledger:
-            at = datetime.fromisoformat(str(entry["time"]))
+            text = str(entry["time"])
+            at = times.get(text)
+            if at is None:
+                at = times[text] = datetime.fromisoformat(text)
             step = actions.get(str(entry.get("step_id"))) if entry.get("step_id") else None
             item = TimelineItem(
                 at,

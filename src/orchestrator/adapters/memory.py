@@ -7,7 +7,10 @@ Plans and attempts are kept decoded. A plan is written the way a durable
 adapter writes it (encoded to JSON and validated back, so an invalid plan is
 refused and the stored form is exactly what a durable store would read back),
 but only once per write; reads then hand out a detached copy instead of
-decoding JSON again. Every plan and attempt that goes out is such a copy (its
+decoding JSON again. An update that hands back the stored plan's own values
+for most fields (a detached copy changed in a few places) takes that round
+trip field by field, for the changed fields only
+(:func:`orchestrator.adapters.incremental.stored_update`): the same result. Every plan and attempt that goes out is such a copy (its
 lists, dicts and nested models are new objects; immutable values are shared),
 so a caller can never change the store by mutating what it was given.
 
@@ -31,7 +34,7 @@ import threading
 import types
 import typing
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -40,6 +43,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AwareDatetime, BaseModel
 
 from orchestrator.adapters import codec
+from orchestrator.adapters.incremental import stored_update
 from orchestrator.errors import (
     AlreadyExists,
     FenceLost,
@@ -166,33 +170,56 @@ def detached(model: _M) -> _M:
     datetime, an enum, ...) is then known to hold an immutable value and is
     shared without looking; every other field is copied by value.
     """
-    cls = type(model)
-    out = cls.__new__(cls)
-    fields = model.__dict__
-    copied = fields.copy()
-    count, names = _copied_fields.get(cls) or _fields_to_copy(cls)
-    if len(fields) != count:  # not an instance as validation builds it: look at every value
-        names = tuple((name, _ANY) for name in fields)
-    for name, kind in names:
-        value: Any = fields.get(name)
-        value_type = type(value)
-        if value_type in _atomic_types:
-            continue
-        if kind == _FLAT_DICT and value_type is dict:
-            copied[name] = value.copy()  # validated: its values are of immutable types
-        elif kind == _MODEL_LIST and value_type is list:
-            copied[name] = [
-                detached(item) if isinstance(item, BaseModel) else _detach(item) for item in value
-            ]
+    copier = _copiers.get(type(model))
+    if copier is None:
+        copier = _copiers[type(model)] = _copier(type(model))
+    return copier(model)  # type: ignore[no-any-return]
+
+
+_copiers: dict[type, Callable[[Any], Any]] = {}
+
+
+def _copier(cls: type[BaseModel]) -> Callable[[Any], Any]:
+    """The function making :func:`detached` copies of ``cls`` instances (made once per class)."""
+    count, names = _fields_to_copy(cls)
+    flat = tuple(name for name, kind in names if kind == _FLAT_DICT)
+    lists = tuple(name for name, kind in names if kind == _MODEL_LIST)
+    others = tuple(name for name, kind in names if kind == _ANY)
+    make = cls.__new__
+
+    def copy_model(model: Any) -> Any:
+        fields = model.__dict__
+        copied = fields.copy()
+        if len(fields) != count:  # not an instance as validation builds it: copy every value
+            for name, value in fields.items():
+                copied[name] = _detach(value)
         else:
-            copied[name] = _detach(value)
-    _set_attr(out, "__dict__", copied)
-    _set_attr(out, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
-    extra = model.__pydantic_extra__
-    _set_attr(out, "__pydantic_extra__", None if extra is None else _detach(extra))
-    private = getattr(model, "__pydantic_private__", None)
-    _set_attr(out, "__pydantic_private__", None if private is None else copy.deepcopy(private))
-    return out
+            for name in flat:
+                value = fields.get(name)
+                if type(value) is dict:
+                    copied[name] = value.copy()  # validated: its values are of immutable types
+                elif type(value) not in _atomic_types:
+                    copied[name] = _detach(value)
+            for name in lists:
+                value = fields.get(name)
+                if type(value) is list:
+                    copied[name] = [(_copiers.get(type(item)) or _detach)(item) for item in value]
+                elif type(value) not in _atomic_types:
+                    copied[name] = _detach(value)
+            for name in others:
+                value = fields.get(name)
+                if type(value) not in _atomic_types:
+                    copied[name] = _detach(value)
+        out = make(cls)
+        _set_attr(out, "__dict__", copied)
+        _set_attr(out, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+        extra = model.__pydantic_extra__
+        _set_attr(out, "__pydantic_extra__", None if extra is None else _detach(extra))
+        private = getattr(model, "__pydantic_private__", None)
+        _set_attr(out, "__pydantic_private__", None if private is None else copy.deepcopy(private))
+        return out
+
+    return copy_model
 
 
 _JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -404,7 +431,10 @@ class MemoryStore:
                     raise NotFound(plan.tenant_id, attempt.idempotency_key, "attempt")
             # every check passed: apply all of it
             new_version = expected_version + 1
-            stored, _ = codec.stored_form(plan, version=new_version)
+            stored = (
+                stored_update(row.plan, plan, new_version)
+                or codec.stored_form(plan, version=new_version)[0]
+            )
             self._state.ledger[key].add(*key, entries, plan_version=new_version)
             holds = row.holds_guard
             if activate_guard:
