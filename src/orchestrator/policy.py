@@ -52,6 +52,43 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _json_data(value: Any) -> tuple[Any, bool]:
+    """``jsonable(value)``, and whether that is plain (see :func:`_plain`), in one walk.
+
+    Dicts and lists are walked here, scalars of the exact JSON types taken as
+    they are; anything else goes through :func:`jsonable` and :func:`_plain`.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value, True
+    if kind is dict:
+        out: dict[str, Any] = {}
+        plain = True
+        for key, item in value.items():
+            name = key if type(key) is str else str(key)  # as jsonable names it
+            if name is not key:
+                plain = plain and type(name) is str
+            if type(item) in _SCALARS:
+                out[name] = item
+            else:
+                out[name], ok = _json_data(item)
+                plain = plain and ok
+        return out, plain
+    if kind is list:
+        items: list[Any] = []
+        plain = True
+        for item in value:
+            if type(item) in _SCALARS:
+                items.append(item)
+            else:
+                converted, ok = _json_data(item)
+                items.append(converted)
+                plain = plain and ok
+        return items, plain
+    data = jsonable(value)
+    return data, _plain(data)
+
+
 def _plain(value: Any) -> bool:
     """True when ``value`` holds only dicts with ``str`` keys, lists and JSON scalars (exact types)."""
     kind = type(value)
@@ -95,8 +132,7 @@ class PolicyRuntime:
         evidence: Mapping[str, Any] | None = None,
     ) -> LedgerDraft:
         """A ledger entry stamped with the bundle digest and document versions."""
-        data = jsonable(evidence or {})
-        plain = _plain(data)
+        data, plain = _json_data(evidence or {})
         draft = LedgerDraft(
             time=now,
             actor=actor,

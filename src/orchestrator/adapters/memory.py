@@ -231,10 +231,19 @@ def _finite(value: Any) -> bool:
     if kind is float:
         return math.isfinite(value)
     if kind is dict:
-        return all(_finite(item) for item in value.values())
-    if kind is list:
-        return all(_finite(item) for item in value)
+        value = value.values()
+    elif kind is not list:
+        return True
+    for item in value:
+        if type(item) in _NOT_FLOAT_OR_NESTED:
+            continue
+        if not _finite(item):
+            return False
     return True
+
+
+_NOT_FLOAT_OR_NESTED = frozenset({str, int, bool, type(None)})
+_DRAFT_JSON = LedgerDraft.__pydantic_serializer__.to_python
 
 
 @dataclass(slots=True)
@@ -264,7 +273,8 @@ class _Ledger:
             if type(draft) is not LedgerDraft:
                 placed = []
                 break
-            data = draft.model_dump(mode="json")  # new containers: nothing a caller holds
+            # model_dump(mode="json"): new containers, nothing a caller holds
+            data = _DRAFT_JSON(draft, mode="json")
             if not _finite(data["evidence"]):
                 placed = []
                 break
