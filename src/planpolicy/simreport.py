@@ -12,12 +12,12 @@ The same three formats exist for Monte Carlo runs and policy comparisons.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
+from planpolicy.jsontext import indented
 from planpolicy.scenario import Scenario, describe_time, format_duration
 from planpolicy.simulate import (
     CompareResult,
@@ -235,7 +235,7 @@ def run_data(result: RunResult) -> dict[str, Any]:
 
 def run_json(result: RunResult) -> str:
     """The full trace of one run, including each plan's ledger and attempt records."""
-    return json.dumps(run_data(result), indent=2) + "\n"
+    return indented(run_data(result))
 
 
 # --- html: the chart ----------------------------------------------------------------------
@@ -728,7 +728,7 @@ def monte_carlo_data(result: MonteCarloResult) -> dict[str, Any]:
 
 def monte_carlo_json(result: MonteCarloResult) -> str:
     """Monte Carlo results as JSON text."""
-    return json.dumps(monte_carlo_data(result), indent=2) + "\n"
+    return indented(monte_carlo_data(result))
 
 
 def _bar(ends: Mapping[str, int], runs: int) -> str:
@@ -877,7 +877,7 @@ def compare_data(result: CompareResult) -> dict[str, Any]:
 
 def compare_json(result: CompareResult) -> str:
     """A comparison as JSON text, both full traces included."""
-    return json.dumps(compare_data(result), indent=2) + "\n"
+    return indented(compare_data(result))
 
 
 def compare_html(result: CompareResult) -> str:
