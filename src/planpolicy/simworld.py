@@ -461,12 +461,10 @@ class SkippingStore:
         planner = self.runtime.steps
         bound = plan.expires_at
         for item in plan.steps:
+            if item.status != StepStatus.FAILED:
+                continue
             spec = planner.spec(plan, item)
-            if (
-                item.status == StepStatus.FAILED
-                and spec is not None
-                and item.attempts >= spec.retry.limit
-            ):
+            if spec is not None and item.attempts >= spec.retry.limit:
                 return None
         for item in planner.ready(plan):
             if item.due_at is not None and item.due_at > since:
