@@ -24,11 +24,15 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import importlib
+import importlib.util
+import math
 import re
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from planpolicy import celcache
@@ -140,6 +144,17 @@ _MAX_PROBLEMS: Final = 50
 _CACHE_LIMIT: Final = 8192
 _IDENT_RE: Final = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*\Z")
 _DURATION_PART_RE: Final = re.compile(r"([0-9]*(?:\.[0-9]*)?)([a-z]+)")
+_DURATION_RE: Final = re.compile(r"^[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+$")
+_DURATION_UNITS: Final = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+_DURATION_LIMIT: Final = 315_576_000_000  # seconds: CEL's +-10,000 years
 _UTC: Final = dt.UTC
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
@@ -328,38 +343,116 @@ _LOAD_OPTIONS: Final = frozenset(
 _PARSERS: dict[bool, Any] = {}
 
 
+def _literal_keywords(token: Any) -> Any:
+    """The grammar's one lexing rule beyond its terminals: `true`/`false` are literals.
+
+    The same rule as cel-python's parser applies (as a lexer callback on
+    identifiers), building the same tokens, so both parsers build equal trees.
+    """
+    if token.value in {"true", "false"}:
+        return lark.Token("BOOL_LIT", token.value)
+    return token
+
+
 def _load_options(positions: bool) -> dict[str, Any]:
+    keywords = CELParser.ambiguous_literals if positions else _literal_keywords
     return {
         "debug": True,
         "g_regex_flags": re.M,
-        "lexer_callbacks": {"IDENT": CELParser.ambiguous_literals},
+        "lexer_callbacks": {"IDENT": keywords},
         "propagate_positions": positions,
         "tree_class": lark.Tree,
     }
 
 
+def _load_lark() -> None:
+    """Import lark (not cel-python) and bind it in this module."""
+    if "lark" not in globals():
+        globals()["lark"] = importlib.import_module("lark")
+
+
+def _grammar() -> str:
+    """cel-python's CEL grammar, read without importing cel-python."""
+    spec = importlib.util.find_spec("celpy")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a dependency
+        raise ImportError("cel-python is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return (folder / "cel.lark").read_text(encoding="utf-8")
+
+
+PACKAGED_TABLES: Final = Path(__file__).with_name("cel_parser.tables")
+"""CEL parse tables shipped with the package (``planpolicy schema --write`` makes them).
+
+The first line is the tables' key (grammar, lark version, options); the rest
+is lark's serialized parser. They are used when the per-user cache has none,
+as on a fresh CI runner, and ignored when the key differs (another lark), in
+which case the tables are built as before.
+"""
+
+
+def _tables_key() -> str:
+    return celcache.digest([_grammar(), lark.__version__, dict(_LARK_OPTIONS)])
+
+
+def _packaged_tables(key: str) -> bytes | None:
+    try:
+        data = PACKAGED_TABLES.read_bytes()
+    except OSError:
+        return None
+    head, newline, body = data.partition(b"\n")
+    return body if newline and head == key.encode("ascii") else None
+
+
+def write_packaged_tables(path: Path | None = None) -> bool:
+    """Build the CEL parse tables into ``path`` unless it holds current ones; True if written.
+
+    ``path`` defaults to :data:`PACKAGED_TABLES`. Only the key is compared:
+    lark's serialization is not byte-for-byte stable.
+    """
+    import io
+
+    path = PACKAGED_TABLES if path is None else path
+    _load_lark()
+    key = _tables_key()
+    try:
+        if path.read_bytes().partition(b"\n")[0] == key.encode("ascii"):
+            return False
+    except OSError:
+        pass
+    parser = lark.Lark(_grammar(), **_LARK_OPTIONS, **_load_options(False))
+    buffer = io.BytesIO()
+    parser.save(buffer, _LOAD_OPTIONS)
+    path.write_bytes(key.encode("ascii") + b"\n" + buffer.getvalue())
+    return True
+
+
 def _build_parser(positions: bool) -> Any:
-    """A lark parser for CEL, from the cached parse tables when possible.
+    """A lark parser for CEL, from cached or shipped parse tables when possible.
 
     With ``positions`` it is cel-python's own parser; without, the trees carry
     no position metadata (tokens still do), which makes parsing ~3x faster:
-    the checker only needs positions to report a problem.
+    the checker only needs positions to report a problem. The parser without
+    positions needs lark only, so checking expressions does not import
+    cel-python's evaluator.
     """
     import io
     import pickle
-    from pathlib import Path
 
-    grammar = (Path(celpy.__file__).parent / "cel.lark").read_text(encoding="utf-8")
-    key = celcache.digest([grammar, lark.__version__, dict(_LARK_OPTIONS)])
+    key = _tables_key()
     store = _store()
     data = store.tables(key) if store is not None else None
-    if data is not None:
+    for tables in (data, _packaged_tables(key) if data is None else None):
+        if tables is None:
+            continue
         try:
             loaded = lark.Lark.__new__(lark.Lark)
-            return loaded._load(io.BytesIO(data), **_load_options(positions))
-        except Exception:  # a table from another lark: rebuild it
-            pass
-    parser = lark.Lark(grammar, **_LARK_OPTIONS, **_load_options(positions))
+            parser = loaded._load(io.BytesIO(tables), **_load_options(positions))
+        except Exception:  # tables from another lark: try the next, or build them
+            continue
+        if store is not None and tables is not data:
+            store.set_tables(key, tables)
+        return parser
+    parser = lark.Lark(_grammar(), **_LARK_OPTIONS, **_load_options(positions))
     if store is not None:
         buffer = io.BytesIO()
         try:
@@ -374,7 +467,10 @@ def _lark_parser(positions: bool) -> Any:
     """The shared CEL parser with (cel-python's) or without position metadata."""
     parser = _PARSERS.get(positions)
     if parser is None:
-        _load_celpy()
+        if positions:
+            _load_celpy()
+        else:
+            _load_lark()
         with _PARSER_LOCK:
             parser = _PARSERS.get(positions)
             if parser is None:
@@ -399,6 +495,7 @@ def _prime_parser() -> None:
 
 
 _ENVIRONMENT: list[Any] = []
+_RECURSION_LIMIT: Final = 2500  # what celpy.Environment sets
 
 
 def _environment() -> Any:
@@ -638,7 +735,8 @@ class CelEnvironment:
     def _compile(self, source: str, expect_bool: bool) -> CompileResult:
         if not source.strip():
             return CompileResult(None, (CelProblem("PP401", "expression is empty", 1, 1),))
-        _environment()  # cel-python's Environment also raises the recursion limit
+        # as cel-python's Environment does: deep expressions parse and check
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), _RECURSION_LIMIT))
         from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
         try:
@@ -824,6 +922,49 @@ def _string_value(token: Any) -> str | None:
         text = text[1:]
     quotes = 3 if text[:3] in ('"""', "'''") else 1
     return text[quotes:-quotes]
+
+
+def duration_literal_seconds(text: str) -> float:
+    """The seconds of a CEL duration literal, e.g. ``"1.5h"``; ``ValueError`` when invalid.
+
+    Accepts exactly what cel-python's ``DurationType`` accepts (a differential
+    test holds them together), without importing cel-python's types (and the
+    date libraries they load) just to check a literal.
+    """
+    if not _DURATION_RE.match(text):
+        raise ValueError(f"invalid duration {text!r}")
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text[1:] if text[:1] in ("+", "-") else text
+    try:
+        parts = [
+            float(number) * _DURATION_UNITS[unit]
+            for number, unit in _DURATION_PART_RE.findall(body)
+        ]
+    except KeyError:
+        raise ValueError(f"invalid duration {text!r}") from None
+    seconds = sign * math.fsum(parts)
+    if not -_DURATION_LIMIT <= seconds <= _DURATION_LIMIT:
+        raise ValueError(f"duration out of range: {text!r}")
+    return dt.timedelta(seconds=seconds).total_seconds()  # whole microseconds, as a value
+
+
+def int_literal_value(text: str, *, unsigned: bool = False) -> int:
+    """The value of a CEL integer literal (``u`` suffix removed); ``ValueError`` out of range.
+
+    Reads decimal and ``0x`` literals as cel-python's ``IntType``/``UintType``
+    do (a differential test holds them together), without importing them.
+    """
+    negative = text.startswith("-")
+    body = text[1:] if negative else text
+    if body[:2] in ("0x", "0X") and not (unsigned and negative):
+        value = int(body[2:], 16)
+    else:
+        value = int(body)  # raises for "0x..." after a sign where cel-python does too
+    value = -value if negative else value
+    low, high = (0, 2**64) if unsigned else (_INT64_MIN, _INT64_MAX + 1)
+    if not low <= value < high:
+        raise ValueError(f"integer literal out of range: {text}")
+    return value
 
 
 def _string_literal(node: Any) -> str | None:
@@ -1143,10 +1284,10 @@ class _Checker:
         if kind_name in ("INT_LIT", "UINT_LIT"):
             try:
                 if kind_name == "INT_LIT":
-                    cv.IntType(token.value)
+                    int_literal_value(token.value)
                 else:
-                    cv.UintType(token.value[:-1])
-            except Exception:
+                    int_literal_value(token.value[:-1], unsigned=True)
+            except ValueError:
                 self.report("PP401", f"number `{_clip(token.value)}` is out of range", where)
             return _T(INT if kind_name == "INT_LIT" else UINT)
         if kind_name in ("STRING_LIT", "MLSTRING_LIT", "BYTES_LIT"):
@@ -1218,7 +1359,7 @@ class _Checker:
             seconds = (
                 cv.TimestampType(text).timestamp()
                 if name == "timestamp"
-                else cv.DurationType(text).total_seconds()
+                else duration_literal_seconds(text)
             )
         except Exception:
             hint = (

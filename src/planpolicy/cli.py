@@ -34,8 +34,13 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every verb registered."""
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every verb registered, or only ``verb``'s.
+
+    A verb module is named after its verb (``NAME``), so running one verb
+    imports and sets up that verb alone; ``--help`` and unknown verbs get the
+    full parser.
+    """
     parser = argparse.ArgumentParser(
         prog="planpolicy",
         description="Rules-as-data policy engine for goal-level revenue plans.",
@@ -43,17 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"planpolicy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMANDS:
+        if verb is not None and module_name.rpartition(".")[2] != verb:
+            continue
         module = importlib.import_module(module_name)
-        verb = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(verb)
-        verb.set_defaults(_run=module.run)
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = words[0] if words else None
+    known = {name.rpartition(".")[2] for name in COMMANDS}
+    parser = build_parser(first if first in known else None)
+    args = parser.parse_args(words)
     if getattr(args, "_run", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

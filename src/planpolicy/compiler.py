@@ -19,21 +19,12 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from planpolicy.cel import CelEnvironment, CompiledExpr, save_compile_cache, types_from_schema
 from planpolicy.celtypes import DYN, TIMESTAMP, ListType, MapType, ObjectType
 from planpolicy.context import base_context_schema, merge_extension, normalize_for_types
 from planpolicy.diagnostics import Diagnostic, DiagnosticSink, Location, Severity
-from planpolicy.documents import (
-    AuthorityPolicy,
-    Condition,
-    ConflictPolicy,
-    ContextExtension,
-    Lifecycle,
-    PlanType,
-    RiskPolicy,
-)
 from planpolicy.loader import LoadLimits, SourceDocument, SourceFile, discover, load_file
 from planpolicy.model import (
     AuthorityRules,
@@ -54,6 +45,19 @@ from planpolicy.model import (
     TransitionSpec,
 )
 from planpolicy.schema import TypedDocument, validate_document
+
+if TYPE_CHECKING:
+    # The shapes documents are read as (they are Records at run time, see
+    # planpolicy.docrecords); importing them would build the pydantic models.
+    from planpolicy.documents import (
+        AuthorityPolicy,
+        Condition,
+        ConflictPolicy,
+        ContextExtension,
+        Lifecycle,
+        PlanType,
+        RiskPolicy,
+    )
 
 __all__ = [
     "STAGES",
@@ -269,11 +273,11 @@ def stage_context(state: CompileState) -> None:
     """Merge context extensions into the base context and build the CEL environment."""
     schema = base_context_schema()
     for doc in state.by_kind["ContextExtension"].values():
-        assert isinstance(doc.model, ContextExtension)
+        assert doc.kind == "ContextExtension"
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError
 
-        for root, fragment in doc.model.spec.properties.items():
+        for root, fragment in cast("ContextExtension", doc.model).spec.properties.items():
             try:
                 Draft202012Validator.check_schema(fragment)
             except SchemaError as exc:
@@ -283,7 +287,7 @@ def stage_context(state: CompileState) -> None:
                     doc.source.location(("spec", "properties", root, *exc.path)),
                 )
                 continue
-        schema = merge_extension(schema, doc.model.spec.properties)
+        schema = merge_extension(schema, cast("ContextExtension", doc.model).spec.properties)
     state.context_schema = schema
     state.cel = CelEnvironment(types_from_schema(normalize_for_types(schema)))
 
@@ -291,8 +295,8 @@ def stage_context(state: CompileState) -> None:
 def stage_risk(state: CompileState) -> None:
     """Risk levels are unique; the human-touch threshold is one of them."""
     for doc in list(state.by_kind["RiskPolicy"].values())[:1]:
-        assert isinstance(doc.model, RiskPolicy)
-        spec = doc.model.spec
+        assert doc.kind == "RiskPolicy"
+        spec = cast("RiskPolicy", doc.model).spec
         names: list[str] = []
         for i, level in enumerate(spec.levels):
             if level.name in names:
@@ -326,8 +330,8 @@ def _risk_names(state: CompileState) -> tuple[str, ...]:
 def stage_authority(state: CompileState) -> None:
     """Grants name known risk levels and known lifecycle actions."""
     for doc in list(state.by_kind["AuthorityPolicy"].values())[:1]:
-        assert isinstance(doc.model, AuthorityPolicy)
-        spec = doc.model.spec
+        assert doc.kind == "AuthorityPolicy"
+        spec = cast("AuthorityPolicy", doc.model).spec
         for i, grant in enumerate(spec.grants):
             if (
                 grant.max_risk is not None
@@ -353,8 +357,8 @@ def stage_authority(state: CompileState) -> None:
 def stage_conflict(state: CompileState) -> None:
     """The conflict scope always includes the tenant."""
     for doc in list(state.by_kind["ConflictPolicy"].values())[:1]:
-        assert isinstance(doc.model, ConflictPolicy)
-        spec = doc.model.spec
+        assert doc.kind == "ConflictPolicy"
+        spec = cast("ConflictPolicy", doc.model).spec
         if "tenant_id" not in spec.scope:
             state.sink.error(
                 "PP309",
@@ -371,8 +375,8 @@ def stage_conflict(state: CompileState) -> None:
 def stage_lifecycles(state: CompileState) -> None:
     """States exist, every state is reachable, terminal states are final."""
     for doc in state.by_kind["Lifecycle"].values():
-        assert isinstance(doc.model, Lifecycle)
-        spec = doc.model.spec
+        assert doc.kind == "Lifecycle"
+        spec = cast("Lifecycle", doc.model).spec
         src = doc.source
         ok = True
         names: list[str] = []
@@ -499,8 +503,8 @@ def stage_plan_types(state: CompileState) -> None:
 
 
 def _compile_plan_type(state: CompileState, doc: TypedDocument) -> None:
-    assert isinstance(doc.model, PlanType)
-    spec = doc.model.spec
+    assert doc.kind == "PlanType"
+    spec = cast("PlanType", doc.model).spec
     src = doc.source
     ok = True
     lifecycle = state.lifecycles.get(spec.lifecycle)
@@ -613,7 +617,7 @@ def _compile_plan_type(state: CompileState, doc: TypedDocument) -> None:
     state.plan_types[doc.name] = CompiledPlanType(
         name=doc.name,
         version=doc.version,
-        description=doc.model.metadata.description,
+        description=cast("PlanType", doc.model).metadata.description,
         lifecycle=spec.lifecycle,
         max_duration=timedelta(days=spec.max_duration_days),
         complete_when_all_steps_done=spec.complete_when_all_steps_done,
@@ -627,11 +631,14 @@ def _compile_plan_type(state: CompileState, doc: TypedDocument) -> None:
 
 
 def _check_condition_ids(state: CompileState, doc: TypedDocument) -> None:
-    assert isinstance(doc.model, PlanType)
+    assert doc.kind == "PlanType"
     seen: set[str] = set()
     groups: list[tuple[tuple[str | int, ...], list[Condition]]] = [
-        (("spec", "eligibility"), doc.model.spec.eligibility),
-        (("spec", "objective", "conditions"), doc.model.spec.objective.conditions),
+        (("spec", "eligibility"), cast("PlanType", doc.model).spec.eligibility),
+        (
+            ("spec", "objective", "conditions"),
+            cast("PlanType", doc.model).spec.objective.conditions,
+        ),
     ]
     for base, conditions in groups:
         for i, cond in enumerate(conditions):
@@ -736,14 +743,14 @@ def _template(
 def stage_proposals(state: CompileState) -> None:
     """Compile and type-check each plan type's proposal rules (`spec.proposal`)."""
     for doc in state.by_kind["PlanType"].values():
-        assert isinstance(doc.model, PlanType)
-        if doc.model.spec.proposal is not None:
+        assert doc.kind == "PlanType"
+        if cast("PlanType", doc.model).spec.proposal is not None:
             _compile_proposal(state, doc)
 
 
 def _compile_proposal(state: CompileState, doc: TypedDocument) -> None:
-    assert isinstance(doc.model, PlanType)
-    spec = doc.model.spec
+    assert doc.kind == "PlanType"
+    spec = cast("PlanType", doc.model).spec
     proposal = spec.proposal
     assert proposal is not None
     base: tuple[str | int, ...] = ("spec", "proposal")

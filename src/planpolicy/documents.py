@@ -1,7 +1,9 @@
 """The policy documents as authors write them: one pydantic model per kind.
 
 These models are the single source of truth for the JSON Schemas in
-``schemas/`` (see :mod:`planpolicy.schemagen`). They describe *shape* only;
+``schemas/`` and for the package's document shapes, through which the
+compiler reads documents without building these models (see
+:mod:`planpolicy.schemagen` and :mod:`planpolicy.docrecords`). They describe *shape* only;
 cross-document rules (references, ordering, reachability, CEL types) are the
 compiler's job, where they can be reported with locations.
 
@@ -19,6 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from planpolicy.docrecords import API_VERSION
 
 __all__ = [
     "API_VERSION",
@@ -48,8 +52,6 @@ __all__ = [
     "StepSpec",
     "StepTiming",
 ]
-
-API_VERSION = "planpolicy/v1"
 
 Name = Annotated[
     str,

@@ -3,7 +3,8 @@
 Each :class:`~planpolicy.loader.SourceDocument` is checked against the schema
 generated from its pydantic model (the same text as the checked-in file), so
 the editor, CI and the engine agree. Errors become located diagnostics; a
-valid document becomes a typed, frozen pydantic object.
+valid document becomes a :class:`~planpolicy.docrecords.Record` with the
+model's attributes.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
-
 from planpolicy.diagnostics import DiagnosticSink
-from planpolicy.documents import API_VERSION, DOCUMENT_MODELS
+from planpolicy.docrecords import API_VERSION, Record, document_kinds, kind_schema, read_document
 from planpolicy.loader import SourceDocument
 
 if TYPE_CHECKING:
@@ -28,10 +27,14 @@ __all__ = ["TypedDocument", "report_schema_errors", "validate_document"]
 
 @dataclass(frozen=True)
 class TypedDocument:
-    """A schema-valid document with the source it came from."""
+    """A schema-valid document with the source it came from.
+
+    ``model`` has the attributes of the kind's model in
+    :mod:`planpolicy.documents` (e.g. ``model.spec.steps``).
+    """
 
     kind: str
-    model: BaseModel
+    model: Record
     source: SourceDocument
 
     @property
@@ -47,9 +50,7 @@ class TypedDocument:
 def _validator(kind: str) -> Draft202012Validator:
     from jsonschema import Draft202012Validator
 
-    from planpolicy.schemagen import document_schema
-
-    return Draft202012Validator(document_schema(kind))
+    return Draft202012Validator(kind_schema(kind))
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:
@@ -159,9 +160,10 @@ def validate_document(doc: SourceDocument, sink: DiagnosticSink) -> TypedDocumen
         )
         return None
     kind = data.get("kind")
-    if not isinstance(kind, str) or kind not in DOCUMENT_MODELS:
-        known = ", ".join(f"`{k}`" for k in DOCUMENT_MODELS)
-        close = difflib.get_close_matches(str(kind), list(DOCUMENT_MODELS), n=1)
+    kinds = document_kinds()
+    if not isinstance(kind, str) or kind not in kinds:
+        known = ", ".join(f"`{k}`" for k in kinds)
+        close = difflib.get_close_matches(str(kind), list(kinds), n=1)
         sink.error(
             "PP205",
             f"unknown document kind `{kind}`",
@@ -169,24 +171,37 @@ def validate_document(doc: SourceDocument, sink: DiagnosticSink) -> TypedDocumen
             hint=f"did you mean `{close[0]}`?" if close else f"known kinds: {known}",
         )
         return None
+    # Fast path: a check that follows the models in strict mode.
+    record = read_document(kind, data)
+    if record is not None:
+        return TypedDocument(kind, record, doc)
+    # Only for invalid documents: the JSON Schema gives the same verdict with
+    # paths we can locate and phrase well.
+    errors = sorted(
+        _validator(kind).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+    )
+    for error in errors:
+        _report(error, doc, sink)
+    if not errors:  # constraints the JSON Schema is looser about: the model phrases them
+        _report_model_errors(kind, doc, sink)
+    return None
+
+
+def _report_model_errors(kind: str, doc: SourceDocument, sink: DiagnosticSink) -> None:
+    from pydantic import ValidationError
+
+    from planpolicy.documents import DOCUMENT_MODELS
+
     try:
-        # Fast path: the pydantic model is the schema's source; strict mode
-        # rejects every coercion the JSON Schema would reject.
-        model = DOCUMENT_MODELS[kind].model_validate(data, strict=True)
+        DOCUMENT_MODELS[kind].model_validate(doc.data, strict=True, by_alias=True, by_name=False)
     except ValidationError as exc:
-        # Slow path, only for invalid documents: the JSON Schema gives the
-        # same verdict with paths we can locate and phrase well.
-        errors = sorted(
-            _validator(kind).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
-        )
-        for error in errors:
-            _report(error, doc, sink)
-        if not errors:  # constraints the JSON Schema cannot express
-            for err in exc.errors():
-                loc = tuple(err["loc"])
-                sink.error("PP201", f"`{_dotted(loc)}`: {err['msg'].lower()}", doc.location(loc))
-        return None
-    return TypedDocument(kind, model, doc)
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            sink.error("PP201", f"`{_dotted(loc)}`: {err['msg'].lower()}", doc.location(loc))
+        return
+    sink.error(  # the check and the model disagree: a defect, never a silent pass
+        "PP201", f"`{kind}` document rejected by the shape check", doc.location(())
+    )
 
 
 def report_schema_errors(

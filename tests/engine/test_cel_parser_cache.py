@@ -61,3 +61,63 @@ def test_directory_writable_by_others_is_never_used(
     assert cel._parser_cache_path() is None
     shared.chmod(0o700)
     assert cel._parser_cache_path() is not None
+
+
+EXPRESSIONS = [
+    "account.renewal.status in ['OPEN', 'AT_RISK'] && !signals.champion_left",
+    "plan.steps.exists(k, plan.steps[k].status == 'SUCCEEDED') || now > plan.expires_at",
+    'account.renewal_date - duration("1440h") < now ? 1u : 0x10u',
+    "size(account.name) > 3 && true == !false",
+]
+
+
+def _no_grammar_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lark
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the parse tables were built from the grammar")
+
+    monkeypatch.setattr(lark.Lark, "__init__", refuse)
+
+
+def test_shipped_tables_are_used_when_no_cache_has_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = tmp_path / "cel_parser.tables"
+    assert cel.write_packaged_tables(shipped) is True
+    assert cel.write_packaged_tables(shipped) is False  # current: not rebuilt
+    monkeypatch.setenv(cel.CACHE_DIR_ENV, "off")
+    monkeypatch.setattr(cel, "PACKAGED_TABLES", tmp_path / "none.tables")
+    assert cel._store() is None
+    built = cel._build_parser(False)  # from the grammar (nothing shipped yet)
+    monkeypatch.setattr(cel, "PACKAGED_TABLES", shipped)
+    _no_grammar_build(monkeypatch)
+    loaded = cel._build_parser(False)
+    for source in EXPRESSIONS:
+        assert loaded.parse(source) == built.parse(source)
+
+
+def test_shipped_tables_for_another_key_are_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = tmp_path / "cel_parser.tables"
+    assert cel.write_packaged_tables(shipped)
+    stale = b"another-lark\n" + shipped.read_bytes().partition(b"\n")[2]
+    shipped.write_bytes(stale)
+    monkeypatch.setenv(cel.CACHE_DIR_ENV, "off")
+    monkeypatch.setattr(cel, "PACKAGED_TABLES", shipped)
+    assert cel._packaged_tables(cel._tables_key()) is None
+    assert cel.write_packaged_tables(shipped) is True  # a stale file is rebuilt
+    assert cel._packaged_tables(cel._tables_key()) is not None
+
+
+def test_broken_shipped_tables_fall_back_to_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cel._load_lark()
+    shipped = tmp_path / "cel_parser.tables"
+    shipped.write_bytes(cel._tables_key().encode() + b"\nnot a pickle")
+    monkeypatch.setenv(cel.CACHE_DIR_ENV, "off")
+    monkeypatch.setattr(cel, "PACKAGED_TABLES", shipped)
+    parser = cel._build_parser(False)
+    assert parser.parse(EXPRESSIONS[0]) is not None

@@ -39,16 +39,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="worker processes for reading many files (default: one per CPU; 1: none)",
+        help="worker processes for reading many files "
+        "(default: one per CPU with 4 or more CPUs, else none; 1: none)",
     )
+
+
+PARALLEL_MIN_CPUS = 4
+"""Below this many CPUs, ``--jobs 0`` (auto) reads files in this process.
+
+Workers send every loaded file (data, node positions, lines) back to the
+parent; on 2 CPUs that costs more than reading in parallel saves (1,000
+plan types: 1.7 to 2.4 s in one process, 2.4 to 3.4 s with two workers).
+"""
+
+
+def auto_jobs(cpus: int | None) -> int:
+    """The worker count ``--jobs 0`` means on a machine with ``cpus`` CPUs."""
+    return cpus if cpus is not None and cpus >= PARALLEL_MIN_CPUS else 1
 
 
 def _skip_pydantic_plugins() -> None:
     """Do not look for pydantic plugins in this process (unless the user chose otherwise).
 
     pydantic's plugin loader scans the metadata of every installed
-    distribution for entry points when the first model is built (~3% of a
-    one-file run's instructions). lint uses no plugin. Setting the variable
+    distribution for entry points when the first model is built. lint builds
+    models only to phrase what only they reject, and uses no plugin. Setting the variable
     only here keeps it to ``planpolicy lint`` processes (and the ``git`` it
     may start); an explicit ``PYDANTIC_DISABLE_PLUGINS`` is left alone.
     """
@@ -67,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         print("planpolicy lint: error: --jobs must be 0 (auto) or more", file=sys.stderr)
         return 2
-    jobs = args.jobs or (os.cpu_count() or 1)
+    jobs = args.jobs or auto_jobs(os.cpu_count())
     with long_operation():  # loaded documents live until exit: scan them less often
         report = run_lint(
             args.paths or list(DEFAULT_PATHS), base=args.base, limit=args.limit, jobs=jobs

@@ -25,10 +25,8 @@ def run(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if args.check:
         drift = schemagen.check(directory)
-        for name in drift:
-            print(
-                f"{directory / name}: out of date, run `planpolicy schema --write`", file=sys.stderr
-            )
+        for path in drift:
+            print(f"{path}: out of date, run `planpolicy schema --write`", file=sys.stderr)
         if not drift:
             print(f"{len(schemagen.generate())} schemas in {directory}/ match the models")
         return 1 if drift else 0

@@ -12,10 +12,13 @@ Fails::
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
 
 from planpolicy.diagnostics import Diagnostic, Severity
-from planpolicy.documents import Lifecycle, PlanType
 from planpolicy.lint.base import LintContext, RuleInfo
+
+if TYPE_CHECKING:
+    from planpolicy.documents import Lifecycle, PlanType
 
 RULE = RuleInfo(
     "PP507",
@@ -27,13 +30,11 @@ RULE = RuleInfo(
 
 def check(ctx: LintContext) -> Iterator[Diagnostic]:
     limits = {
-        d.name: d.model.spec.max_plan_duration_days
+        d.name: cast("Lifecycle", d.model).spec.max_plan_duration_days
         for d in ctx.of_kind("Lifecycle")
-        if isinstance(d.model, Lifecycle)
     }
     for doc in ctx.of_kind("PlanType"):
-        assert isinstance(doc.model, PlanType)
-        spec = doc.model.spec
+        spec = cast("PlanType", doc.model).spec
         limit = limits.get(spec.lifecycle)
         if limit is not None and spec.max_duration_days > limit:
             yield RULE.problem(

@@ -18,10 +18,13 @@ Fails::
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
 
 from planpolicy.diagnostics import Diagnostic, Severity
-from planpolicy.documents import PlanType, RiskPolicy
 from planpolicy.lint.base import LintContext, RuleInfo
+
+if TYPE_CHECKING:
+    from planpolicy.documents import PlanType, RiskPolicy
 
 RULE = RuleInfo(
     "PP501", "human-touch-required", Severity.ERROR, "a high-risk step must be a human-touch point"
@@ -29,9 +32,7 @@ RULE = RuleInfo(
 
 
 def check(ctx: LintContext) -> Iterator[Diagnostic]:
-    risk = next(
-        (d.model for d in ctx.of_kind("RiskPolicy") if isinstance(d.model, RiskPolicy)), None
-    )
+    risk = next((cast("RiskPolicy", d.model) for d in ctx.of_kind("RiskPolicy")), None)
     if risk is None:
         return
     levels = [lvl.name for lvl in risk.spec.levels]
@@ -39,8 +40,7 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
     if threshold not in levels:
         return
     for doc in ctx.of_kind("PlanType"):
-        assert isinstance(doc.model, PlanType)
-        for i, step in enumerate(doc.model.spec.steps):
+        for i, step in enumerate(cast("PlanType", doc.model).spec.steps):
             if step.risk not in levels or step.human_touch:
                 continue
             if levels.index(step.risk) >= levels.index(threshold):

@@ -18,10 +18,13 @@ Fails::
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
 
 from planpolicy.diagnostics import Diagnostic, Severity
-from planpolicy.documents import Lifecycle
 from planpolicy.lint.base import LintContext, RuleInfo
+
+if TYPE_CHECKING:
+    from planpolicy.documents import Lifecycle
 
 RULE = RuleInfo(
     "PP505", "ungoverned-transition", Severity.ERROR, "a transition bypasses the gate or authority"
@@ -32,8 +35,7 @@ ACTIVE_STATE = "ACTIVE"
 
 def check(ctx: LintContext) -> Iterator[Diagnostic]:
     for doc in ctx.of_kind("Lifecycle"):
-        assert isinstance(doc.model, Lifecycle)
-        spec = doc.model.spec
+        spec = cast("Lifecycle", doc.model).spec
         terminal = set(spec.terminal)
         for i, tr in enumerate(spec.transitions):
             where = doc.source.location(("spec", "transitions", i, "trigger"))

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
 
 from planpolicy.diagnostics import Diagnostic, Severity
-from planpolicy.documents import AuthorityPolicy, Lifecycle
 from planpolicy.lint.base import LintContext, RuleInfo
+
+if TYPE_CHECKING:
+    from planpolicy.documents import AuthorityPolicy, Lifecycle
 
 RULE = RuleInfo(
     "PP506", "unknown-grant-action", Severity.WARNING, "a grant names an unknown action"
@@ -27,11 +30,10 @@ STEP_APPROVAL = "approve_step"
 def check(ctx: LintContext) -> Iterator[Diagnostic]:
     actions = {STEP_APPROVAL}
     for doc in ctx.of_kind("Lifecycle"):
-        assert isinstance(doc.model, Lifecycle)
-        actions |= {t.trigger for t in doc.model.spec.transitions if "authority" in t.guards}
+        transitions = cast("Lifecycle", doc.model).spec.transitions
+        actions |= {t.trigger for t in transitions if "authority" in t.guards}
     for doc in ctx.of_kind("AuthorityPolicy"):
-        assert isinstance(doc.model, AuthorityPolicy)
-        spec = doc.model.spec
+        spec = cast("AuthorityPolicy", doc.model).spec
         named: list[tuple[tuple[str | int, ...], str]] = [
             (("spec", "grants", i, "action"), g.action) for i, g in enumerate(spec.grants)
         ]
