@@ -145,9 +145,34 @@ _CANONICAL = json.JSONEncoder(
 )
 """The canonical JSON text of a value (what ``json.dumps`` gives with these options)."""
 
+_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _canonical_text(data: dict[str, object]) -> str:
+    """``_CANONICAL.encode(data)``: the same C encoder and options, without the Python layers.
+
+    ``JSONEncoder.encode`` makes this very encoder for each call (with a fresh
+    circular-reference record) when the C accelerator is there; it is made
+    here directly. Without the accelerator the encoder itself is used.
+    """
+    if _make_encoder is None:  # pragma: no cover - CPython always has it
+        return _CANONICAL.encode(data)
+    encoder = _make_encoder(
+        {},
+        _CANONICAL.default,
+        json.encoder.encode_basestring,
+        None,
+        _CANONICAL.key_separator,
+        _CANONICAL.item_separator,
+        True,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
+    return "".join(encoder(data, 0))
+
 
 def _digest(data: dict[str, object]) -> str:
-    return hashlib.sha256(_CANONICAL.encode(data).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_canonical_text(data).encode("utf-8")).hexdigest()
 
 
 def entry_hash(entry: LedgerEntry) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.accounts import AccountFacts
@@ -101,6 +101,66 @@ def _plain(value: Any) -> bool:
     return False
 
 
+def _short_text(value: object, shortest: int, longest: int | None) -> bool:
+    """An exact ``str`` of a length within bounds that validates as it is (ASCII: no surrogate)."""
+    return (
+        type(value) is str
+        and value.isascii()
+        and len(value) >= shortest
+        and (longest is None or len(value) <= longest)
+    )
+
+
+_DRAFT_FIELDS: frozenset[str] = frozenset(LedgerDraft.model_fields)
+_set_attr = object.__setattr__
+
+
+def _draft_of(
+    now: object, actor: object, event: object, reason: object, step_id: object, attempt: object
+) -> tuple[dict[str, Any], set[str]] | None:
+    """The values ``LedgerDraft`` validation makes of these, when that is plain to see.
+
+    Only for values of exactly the declared types within the declared bounds
+    (an aware ``datetime``, ASCII text of the allowed lengths, a
+    ``LedgerEvent``, a UUID or None, a positive ``int`` or None): validation
+    keeps them as they are and turns the time into UTC. ``None`` for anything
+    else, which then goes through validation. The caller adds the stamps and
+    the evidence (plain JSON data).
+    """
+    if type(now) is not datetime or now.utcoffset() is None:
+        return None
+    if not (_short_text(actor, 1, 256) and _short_text(reason, 0, 4000)):
+        return None
+    if type(event) is not LedgerEvent:
+        return None
+    if step_id is not None and type(step_id) is not uuid.UUID:
+        return None
+    if attempt is not None and (type(attempt) is not int or attempt < 1):
+        return None
+    values: dict[str, Any] = {
+        "time": now.astimezone(UTC),  # the model's validator
+        "actor": actor,
+        "event": event,
+        "reason": reason,
+        "bundle_digest": None,
+        "document_versions": None,
+        "step_id": step_id,
+        "attempt": attempt,
+        "evidence": None,
+    }
+    return values, set(_DRAFT_FIELDS)  # every field is given
+
+
+def _built_draft(values: dict[str, Any], fields_set: set[str]) -> LedgerDraft:
+    """A ``LedgerDraft`` holding ``values`` (as validation makes them), every field given."""
+    draft = LedgerDraft.__new__(LedgerDraft)
+    _set_attr(draft, "__dict__", values)
+    _set_attr(draft, "__pydantic_fields_set__", fields_set)
+    _set_attr(draft, "__pydantic_extra__", None)
+    _set_attr(draft, "__pydantic_private__", None)
+    return draft
+
+
 class PolicyRuntime:
     """Gate, evaluator and lifecycle machines of one bundle, plus ledger stamping."""
 
@@ -112,6 +172,10 @@ class PolicyRuntime:
         self._machines = {name: LifecycleMachine(lc) for name, lc in bundle.lifecycles.items()}
         self._versions = bundle.versions()
         self._last_facts: Facts | None = None
+        # the stamps every draft carries are valid as they are (see _draft_of)
+        self._stamps_ok = _short_text(bundle.digest, 0, 256) and all(
+            _short_text(k, 0, None) and type(v) is int for k, v in self._versions.items()
+        )
 
     def machine(self, plan: RevenuePlanV1) -> LifecycleMachine:
         """The lifecycle machine of the plan's type (the first lifecycle for unknown types)."""
@@ -133,6 +197,14 @@ class PolicyRuntime:
     ) -> LedgerDraft:
         """A ledger entry stamped with the bundle digest and document versions."""
         data, plain = _json_data(evidence or {})
+        if plain and self._stamps_ok:
+            quick = _draft_of(now, actor, event, reason[:4000], step_id, attempt)
+            if quick is not None:
+                values, fields_set = quick
+                values["bundle_digest"] = self.bundle.digest
+                values["document_versions"] = dict(self._versions)  # what validation makes
+                values["evidence"] = data
+                return _built_draft(values, fields_set)
         draft = LedgerDraft(
             time=now,
             actor=actor,

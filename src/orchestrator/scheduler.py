@@ -340,12 +340,10 @@ class Scheduler:
             return self._reconcile(plan, inflight, now, fence, summary, notes)
         # A step whose retries ran out while the plan was paused gets its adaptation now.
         for step in plan.steps:
+            if step.status != StepStatus.FAILED:
+                continue
             spec = self.runtime.steps.spec(plan, step)
-            if (
-                step.status == StepStatus.FAILED
-                and spec is not None
-                and step.attempts >= spec.retry.limit
-            ):
+            if spec is not None and step.attempts >= spec.retry.limit:
                 return self._adapt(plan, step, now, fence, summary, notes)
         for candidate in self.runtime.steps.ready(plan):
             step = plan.step(candidate.step_id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from planpolicy.facts import Facts, activation_for
+from planpolicy.facts import Facts, activation_for, reads_plan
 from planpolicy.model import CompiledPlanType, PolicyBundle
 from planpolicy.plan import RevenuePlanV1
 from planpolicy.reasons import Reason
@@ -84,7 +84,28 @@ class StateEvaluator:
     def _objective(
         self, plan: RevenuePlanV1, facts: Facts, ptype: CompiledPlanType, errors: list[Reason]
     ) -> tuple[list[str], bool]:
-        """Objective conditions met, and whether the objective as a whole is met."""
+        """Objective conditions met, and whether the objective as a whole is met.
+
+        When the plan type's rules read nothing of the plan, the answer depends
+        on the facts alone: it is kept with the facts (which are never changed)
+        and given again for the same facts, as the same CEL values would give it.
+        """
+        if reads_plan(self.bundle, ptype):
+            return self._evaluate_objective(plan, facts, ptype, errors)
+        kept: dict[tuple[str, str], tuple[list[str], bool, list[Reason]]]
+        kept = facts.__dict__.setdefault("_objectives", {})
+        key = (self.bundle.digest, ptype.name)
+        found = kept.get(key)
+        if found is None:
+            mine: list[Reason] = []
+            met, complete = self._evaluate_objective(plan, facts, ptype, mine)
+            found = kept[key] = (met, complete, mine)
+        errors.extend(found[2])
+        return list(found[0]), found[1]
+
+    def _evaluate_objective(
+        self, plan: RevenuePlanV1, facts: Facts, ptype: CompiledPlanType, errors: list[Reason]
+    ) -> tuple[list[str], bool]:
         try:
             activation = activation_for(self.bundle, plan, facts)
         except (TypeError, ValueError) as exc:

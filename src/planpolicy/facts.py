@@ -34,7 +34,7 @@ from planpolicy.cel import (
 from planpolicy.diagnostics import Diagnostic
 from planpolicy.inputs import INPUT_INVALID, InputError, located, read_document
 from planpolicy.loader import SourceDocument
-from planpolicy.model import PolicyBundle
+from planpolicy.model import CompiledPlanType, PolicyBundle
 from planpolicy.plan import RevenuePlanV1
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "facts_from_mapping",
     "load_facts",
     "plan_view",
+    "reads_plan",
 ]
 
 #: Roots the engine fills in itself; a context may not supply them.
@@ -79,8 +80,9 @@ class Facts:
 
     A naive ``now`` is taken as UTC. Facts are read, never changed: the CEL
     values converted from them are kept with them, so the gate, the evaluator
-    and every step rule of one turn share one conversion (build new facts, e.g.
-    with :meth:`at`, when the world changes).
+    and every step rule of one turn share one conversion, and so is the
+    evaluator's answer for an objective that reads nothing of the plan (build
+    new facts, e.g. with :meth:`at`, when the world changes).
     """
 
     now: datetime
@@ -211,6 +213,17 @@ def activation_for(bundle: PolicyBundle, plan: RevenuePlanV1, facts: Facts) -> A
 
 
 _PLAN_ROOTS = frozenset({"plan", "tenant"})
+
+
+def reads_plan(bundle: PolicyBundle, plan_type: CompiledPlanType) -> bool:
+    """Whether the activations of ``plan_type`` hold anything taken from the plan.
+
+    When they do not, :func:`activation_for` gives every plan of the type the
+    same values for the same facts: what the rules make of them depends on the
+    facts alone.
+    """
+    readers = _readers(bundle, plan_type.name, plan_type.paths)
+    return not _PLAN_ROOTS.isdisjoint(readers)
 
 
 def _facts_roots(

@@ -69,8 +69,8 @@ from orchestrator.ledger import (
     GENESIS_HASH,
     LedgerDraft,
     LedgerEntry,
+    data_hash,
     rechained,
-    rechained_data,
 )
 from orchestrator.policy import PolicyRuntime
 from orchestrator.records import Fence, Page, PlanRef, StepAttempt
@@ -354,6 +354,8 @@ class SkippingStore:
 
     def _crowded(self, now: datetime, awake: int) -> list[_Track]:
         """Wake plans whose idle look falls at ``now`` if a real tick could not look at all."""
+        if awake + sum(map(len, self._buckets.values())) <= self.max_plans_per_tick:
+            return []  # even if every sleeping plan's look fell at `now`
         buckets = [
             keys
             for (step, phase), keys in self._buckets.items()
@@ -459,12 +461,10 @@ class SkippingStore:
         planner = self.runtime.steps
         bound = plan.expires_at
         for item in plan.steps:
+            if item.status != StepStatus.FAILED:
+                continue
             spec = planner.spec(plan, item)
-            if (
-                item.status == StepStatus.FAILED
-                and spec is not None
-                and item.attempts >= spec.retry.limit
-            ):
+            if spec is not None and item.attempts >= spec.retry.limit:
                 return None
         for item in planner.ready(plan):
             if item.due_at is not None and item.due_at > since:
@@ -723,13 +723,13 @@ class SkippingStore:
         for data in docs:
             index = bisect.bisect_right(starts, data["seq"]) - 1
             extra = offsets[index][1] if index >= 0 else 0
-            if not extra and data.get("prev_hash") == prev and "hash" in data:
-                out.append(data)  # chained by the inner store exactly so
-            else:
-                out.append(
-                    rechained_data(data, plan_version=data["plan_version"] + extra, prev_hash=prev)
-                )
-            prev = out[-1]["hash"]
+            if extra or data.get("prev_hash") != prev or "hash" not in data:
+                # what rechained_data gives, made in the inner store's fresh copy
+                data["plan_version"] += extra
+                data["prev_hash"] = prev
+                data["hash"] = data_hash(data)
+            out.append(data)
+            prev = data["hash"]
         return out
 
     def append_ledger(

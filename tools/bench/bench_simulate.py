@@ -150,7 +150,11 @@ CUMULATIVE = {
     "the gate (Gate.evaluate, at activation)": ("planpolicy/gate.py", "evaluate"),
     "the state evaluator (StateEvaluator.evaluate)": ("planpolicy/evaluator.py", "evaluate"),
     "store writes (MemoryStore.update_plan)": ("orchestrator/adapters/memory.py", "update_plan"),
-    "  of which the plan's JSON round trip (codec.stored_form)": (
+    "  of which the changed fields' JSON round trip (incremental.stored_update)": (
+        "orchestrator/adapters/incremental.py",
+        "stored_update",
+    ),
+    "  of which the plan's whole JSON round trip (codec.stored_form)": (
         "orchestrator/adapters/codec.py",
         "stored_form",
     ),
