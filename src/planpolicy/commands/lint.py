@@ -83,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         print("planpolicy lint: error: --jobs must be 0 (auto) or more", file=sys.stderr)
         return 2
     jobs = args.jobs or auto_jobs(os.cpu_count())
-    with long_operation():  # loaded documents live until exit: scan them less often
+    # Loaded documents (and their node trees) live until exit and linting makes
+    # little cyclic garbage (~15,000 objects for 1,000 plan types, no cache):
+    # collections would only rescan them, so none runs during the run.
+    with long_operation(pause=True):
         report = run_lint(
             args.paths or list(DEFAULT_PATHS), base=args.base, limit=args.limit, jobs=jobs
         )
