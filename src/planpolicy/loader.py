@@ -453,29 +453,40 @@ def discover(paths: Sequence[str | Path]) -> list[Path]:
 
     Raises :class:`FileNotFoundError` for a path that does not exist.
     """
-    found: list[Path] = []
+    found: list[tuple[Path, str]] = []  # (file, its real path)
     for given in paths:
         root = Path(given)
         if not root.exists():
             raise FileNotFoundError(2, "no such file or directory", str(root))
         if not root.is_dir():
-            found.append(root)
+            found.append((root, os.path.realpath(root)))
             continue
         for directory, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+            real_directory: str | None = None
             for name in filenames:
                 if name.startswith("."):
                     continue
                 if name.lower().endswith((".yaml", ".yml")):
-                    found.append(Path(directory, name))
+                    file = os.path.join(directory, name)
+                    if os.path.islink(file):
+                        real = os.path.realpath(file)
+                    else:  # resolving the directory once is enough
+                        if real_directory is None:
+                            real_directory = os.path.realpath(directory)
+                        real = os.path.join(real_directory, name)
+                    found.append((Path(file), real))
     result: list[Path] = []
-    seen: set[Path] = set()
-    for candidate in sorted(found):
-        identity = candidate.resolve()
+    seen: set[str] = set()
+    for candidate, identity in sorted(found, key=_first):
         if identity not in seen:
             seen.add(identity)
             result.append(candidate)
     return result
+
+
+def _first(pair: tuple[Path, str]) -> Path:
+    return pair[0]
 
 
 # ---------------------------------------------------------------------------
