@@ -992,7 +992,10 @@ class _DocumentBuilder:
     # -- values ---------------------------------------------------------------
 
     def build(self, node: Node, depth: int) -> Any:
-        """Plain data for ``node`` (``depth`` collections down), or :data:`_ABSENT` if refused."""
+        """Plain data for ``node`` (``depth`` collections down), or :data:`_ABSENT` if refused.
+
+        Strings (most values and keys) are taken inline rather than by a call.
+        """
         if isinstance(node, ScalarNode):
             if node.tag == _STR:
                 return node.value
@@ -1000,14 +1003,17 @@ class _DocumentBuilder:
         children = node.value
         counting = self._budget is not None
         below = depth + 1
+        build = self.build
         if isinstance(node, SequenceNode):
             if counting:
                 self._count(depth, len(children))
             if node.tag != _SEQ:
                 return self._unsupported(node)
-            build = self.build
             items: list[Any] = []
             for child in children:
+                if child.tag == _STR and isinstance(child, ScalarNode):
+                    items.append(child.value)
+                    continue
                 item = build(child, below)
                 items.append(None if item is _ABSENT else item)
             return items
@@ -1018,27 +1024,32 @@ class _DocumentBuilder:
         result: dict[str, Any] = {}
         key_nodes: dict[str, Node] = {}
         for key_node, value_node in children:
-            key = self._key(key_node)
-            if key is None:
-                if counting and not (
-                    isinstance(key_node, ScalarNode) and isinstance(value_node, ScalarNode)
-                ):
-                    raise _CheckNeeded
-                continue
-            first = key_nodes.get(key)
-            if first is not None:
+            if key_node.tag == _STR and isinstance(key_node, ScalarNode):
+                key = key_node.value
+            else:
+                key = self._key(key_node)
+                if key is None:
+                    if counting and not (
+                        isinstance(key_node, ScalarNode) and isinstance(value_node, ScalarNode)
+                    ):
+                        raise _CheckNeeded
+                    continue
+            if key in key_nodes:
                 if counting and not isinstance(value_node, ScalarNode):
                     raise _CheckNeeded
                 self.sink.error(
                     "PP102",
                     f"duplicate key `{_show(key)}`",
                     _node_location(self.path, key_node),
-                    hint=f"first defined on line {first.start_mark.line + 1}; "
+                    hint=f"first defined on line {key_nodes[key].start_mark.line + 1}; "
                     "the first one is used",
                 )
                 continue
             key_nodes[key] = key_node
-            value = self.build(value_node, below)
+            if value_node.tag == _STR and isinstance(value_node, ScalarNode):
+                result[key] = value_node.value
+                continue
+            value = build(value_node, below)
             if value is not _ABSENT:
                 result[key] = value
         return result
@@ -1076,6 +1087,8 @@ class _DocumentBuilder:
         if tag == _INT:
             if len(value) > _MAX_NUMBER_CHARS:
                 return self._too_long(node)
+            if value.isdecimal() and (value[0] != "0" or value == "0"):
+                return int(value)  # what _parse_int gives, without its cases
             number = _parse_int(value)
             return self._invalid(node, "integer") if number is None else number
         if tag == _FLOAT:
