@@ -789,6 +789,50 @@ def test_discover(tmp_path: Path) -> None:
     assert discover([tmp_path / ".hidden"]) == [tmp_path / ".hidden" / "e.yaml"]
 
 
+def _discover_resolving_each(paths: list[Path]) -> list[Path]:
+    """Discovery as it was first written: every candidate's real path from ``resolve()``."""
+    found: list[Path] = []
+    for root in paths:
+        if not root.is_dir():
+            found.append(root)
+            continue
+        for directory, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+            found += [
+                Path(directory, name)
+                for name in filenames
+                if not name.startswith(".") and name.lower().endswith((".yaml", ".yml"))
+            ]
+    result: list[Path] = []
+    seen: set[Path] = set()
+    for candidate in sorted(found):
+        if candidate.resolve() not in seen:
+            seen.add(candidate.resolve())
+            result.append(candidate)
+    return result
+
+
+def test_discover_counts_each_real_file_once(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (real / "a.yaml").write_text("x: 1\n")
+    (real / "sub" / "b.yaml").write_text("x: 1\n")
+    (tmp_path / "link.yaml").symlink_to(real / "a.yaml")  # a file link: its target counts
+    (tmp_path / "dirlink").symlink_to(real / "sub")  # not followed when walking
+    (real / "z.yaml").symlink_to("sub/b.yaml")  # a relative link inside the tree
+    (tmp_path / "broken.yaml").symlink_to(tmp_path / "missing.yaml")
+    for paths in (
+        [tmp_path],
+        [tmp_path, real / "sub" / "b.yaml", tmp_path / "dirlink" / "b.yaml"],
+        [tmp_path / "dirlink", real],
+        [real, tmp_path / "dirlink"],
+        [tmp_path / "link.yaml", real / "a.yaml", Path(os.path.relpath(real / "a.yaml"))],
+    ):
+        assert discover(paths) == _discover_resolving_each(paths)
+    names = [path.relative_to(tmp_path).as_posix() for path in discover([tmp_path])]
+    assert names == ["broken.yaml", "link.yaml", "real/sub/b.yaml"]
+
+
 def test_discover_missing_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         discover([tmp_path / "nope"])

@@ -267,3 +267,34 @@ def test_compiled_refs_point_at_their_rules(tmp_path: Path) -> None:
         assert line[loc.column - 1 :].startswith(
             ("expr", cond.expr.source[:10], "|", ">", '"', "'")
         )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0",
+        "7",
+        "12",
+        "007",
+        "00",
+        "1_000",
+        "0x1F",
+        "1:20",
+        "\u00b2",
+        "\u0661\u0662",
+        "\uff11\uff12",
+        "-3",
+        "+4",
+    ],
+)
+def test_integers_read_inline_as_parse_int_reads_them(value: str) -> None:
+    sink = DiagnosticSink()
+    loaded = load_text(f"n: !!int {value}\n", "p.yaml", sink)
+    assert loaded is not None
+    expected = loader._parse_int(value)
+    if expected is None:
+        assert loaded.documents[0].data == {}
+        assert [d.code for d in sink] == ["PP110"]
+    else:
+        assert loaded.documents[0].data == {"n": expected}
+        assert list(sink) == []

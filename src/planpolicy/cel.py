@@ -115,6 +115,7 @@ __all__ = [
     "MapType",
     "ObjectType",
     "activation_of",
+    "build_check_parser",
     "cel_key",
     "cel_map",
     "clear_compile_cache",
@@ -482,6 +483,14 @@ def _lark_parser(positions: bool) -> Any:
     return parser
 
 
+def build_check_parser() -> None:
+    """Build (or load the tables of) the parser that checks new expressions, now.
+
+    For a process about to fork workers that will parse: they inherit it.
+    """
+    _lark_parser(False)
+
+
 def _prime_parser() -> None:
     """Give cel-python's shared parser (``CELParser.CEL_PARSER``) the cached tables.
 
@@ -713,6 +722,51 @@ class CelEnvironment:
             cached = self._compile_with_store(source, expect_bool)
             _cache_put(key, cached)
         return cached
+
+    def uncached(self, items: Iterable[tuple[str, bool]]) -> list[tuple[str, bool]]:
+        """The distinct ``(source, expect_bool)`` of ``items`` no cache holds a result for."""
+        store = self._store
+        if store is False:
+            store = self._store = _store()
+        digest = _context_digest(self.context) if isinstance(store, celcache.CheckStore) else ""
+        out = []
+        for source, expect_bool in dict.fromkeys(items):
+            if not isinstance(source, str) or (source, self.context, expect_bool) in _CACHE:
+                continue
+            if (
+                isinstance(store, celcache.CheckStore)
+                and store.get(celcache.entry_key(digest, expect_bool, source)) is not None
+            ):
+                continue
+            out.append((source, expect_bool))
+        return out
+
+    def compile_encoded(self, source: str, expect_bool: bool) -> Any:
+        """Compile ``source`` without any cache: the result as the check cache holds it.
+
+        ``None`` for a result that is never cached (see :meth:`adopt`).
+        """
+        result = self._compile(source, expect_bool)
+        if any(p.message in _UNCACHED for p in result.problems):
+            return None
+        return _encode(result)
+
+    def adopt(self, source: str, expect_bool: bool, value: Any) -> bool:
+        """Take a result :meth:`compile_encoded` made elsewhere, as a cached one.
+
+        Later :meth:`compile` calls return it as if it had been read from the
+        check cache (which it joins). False, and nothing kept, if ``value`` is
+        not such a result.
+        """
+        try:
+            result = _decode(value, source)
+        except (ValueError, TypeError, RecursionError):
+            return False
+        _cache_put((source, self.context, expect_bool), result)
+        store = self._store
+        if isinstance(store, celcache.CheckStore):
+            store.put(celcache.entry_key(_context_digest(self.context), expect_bool, source), value)
+        return True
 
     def _compile_with_store(self, source: str, expect_bool: bool) -> CompileResult:
         store = self._store

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
@@ -90,6 +90,7 @@ class CompileState:
     sink: DiagnosticSink
     limits: LoadLimits = field(default_factory=LoadLimits)
     jobs: int = 1
+    check_jobs: int = 1
     files: list[SourceFile] = field(default_factory=list)
     documents: list[TypedDocument] = field(default_factory=list)
     declared_kinds: set[str] = field(default_factory=set)
@@ -494,6 +495,39 @@ def _topological(
         if not visit(name, []):
             return None
     return tuple(order)
+
+
+def _plan_type_expressions(doc: TypedDocument) -> Iterator[tuple[str, bool]]:
+    """The (source, expect_bool) of a plan type's expressions (not its templates)."""
+    spec = cast("PlanType", doc.model).spec
+    for cond in [*spec.eligibility, *spec.objective.conditions]:
+        yield cond.expr, True
+    for step in spec.steps:
+        if step.when is not None:
+            yield step.when, True
+        if step.timing.not_before is not None:
+            yield step.timing.not_before, False
+    if spec.proposal is not None:
+        for cond in spec.proposal.when:
+            yield cond.expr, True
+        for source in spec.proposal.include_steps.values():
+            yield source, True
+
+
+def stage_expressions(state: CompileState) -> None:
+    """With ``check_jobs`` > 1, check many new expressions in two processes at once."""
+    if state.check_jobs < 2 or state.cel is None:
+        return
+    from planpolicy.celahead import check_ahead
+
+    check_ahead(
+        state.cel,
+        (
+            item
+            for doc in state.by_kind["PlanType"].values()
+            for item in _plan_type_expressions(doc)
+        ),
+    )
 
 
 def stage_plan_types(state: CompileState) -> None:
@@ -910,6 +944,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("authority", stage_authority),
     ("conflict", stage_conflict),
     ("lifecycles", stage_lifecycles),
+    ("expressions", stage_expressions),
     ("plan_types", stage_plan_types),
     ("proposals", stage_proposals),
     ("bundle", stage_bundle),
@@ -922,13 +957,18 @@ def compile_bundle(
     limit: int = 500,
     limits: LoadLimits | None = None,
     jobs: int = 1,
+    check_jobs: int = 1,
 ) -> CompileResult:
     """Run every stage over ``paths`` (files or directories) and collect diagnostics.
 
-    ``jobs`` > 1 reads large file sets in that many forked worker processes
-    (the CLI does; embedders keep the default, which never forks).
+    ``jobs`` > 1 reads large file sets in that many forked worker processes;
+    ``check_jobs`` > 1 checks many new CEL expressions with one forked worker
+    (:mod:`planpolicy.celahead`). The CLI does; embedders keep the defaults,
+    which never fork.
     """
-    state = CompileState(paths, DiagnosticSink(limit=limit), limits or LoadLimits(), jobs)
+    state = CompileState(
+        paths, DiagnosticSink(limit=limit), limits or LoadLimits(), jobs, check_jobs
+    )
     for _name, stage in STAGES:
         stage(state)
     save_compile_cache()

@@ -21,6 +21,7 @@ them as read-only.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -46,12 +47,21 @@ SHAPES_FILE = Path(__file__).with_name("document_shapes.json")
 """The generated document shapes (written by ``planpolicy schema --write``)."""
 
 
+def shapes_digest(text: str) -> str:
+    """The digest that ties the packaged checks to the shapes text they were made from."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @cache
+def _shapes_file() -> tuple[dict[str, Any], str]:
+    text = SHAPES_FILE.read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data, shapes_digest(text)
+
+
 def shapes() -> dict[str, Any]:
     """The parsed :data:`SHAPES_FILE` (kinds, models, context); do not modify it."""
-    with SHAPES_FILE.open(encoding="utf-8") as fh:
-        data: dict[str, Any] = json.load(fh)
-    return data
+    return _shapes_file()[0]
 
 
 def document_kinds() -> tuple[str, ...]:
@@ -174,6 +184,14 @@ def _build(model: str, data: Mapping[str, Any]) -> Record:
 
 @cache
 def _check(kind: str) -> Check:
+    """The check of ``kind``: the packaged one if it was made from these shapes."""
+    try:
+        from planpolicy import document_checks
+    except ImportError:  # not generated yet
+        return compile_check(kind_schema(kind))
+    if _shapes_file()[1] == document_checks.SOURCE_DIGEST:
+        check: Check = document_checks.CHECKS[kind]
+        return check
     return compile_check(kind_schema(kind))
 
 

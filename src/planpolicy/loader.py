@@ -65,7 +65,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -83,6 +83,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
 from planpolicy.diagnostics import DiagnosticSink, Location
+from planpolicy.nodemarks import JsonPath, NodeMark, ValueMarks, key_text
 
 __all__ = [
     "LoadLimits",
@@ -93,8 +94,6 @@ __all__ = [
     "load_file",
     "load_text",
 ]
-
-JsonPath = tuple[str | int, ...]
 
 #: The libyaml-backed safe loader when PyYAML was built with it.
 _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -246,59 +245,6 @@ class LoadLimits:
 
 
 _DEFAULT_LIMITS: Final = LoadLimits()
-
-
-@dataclass(frozen=True)
-class NodeMark:
-    """Where a node is in its file: 1-based start and end, and the scalar style.
-
-    ``style`` is ``None`` for plain scalars and for collections, otherwise one of
-    ``'``, ``"``, ``|`` or ``>``. The end is exclusive (one past the last
-    character), as PyYAML reports it; for block scalars and block collections it
-    is usually the start of the following line.
-    """
-
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-    style: str | None
-
-
-_RawMark = tuple[int, int, int, int, str | None]
-
-
-class _MarkTable(Mapping[JsonPath, NodeMark]):
-    """A read-only path -> :class:`NodeMark` mapping built lazily from raw tuples.
-
-    Most marks are never looked at (only when something is reported), so the
-    objects are only created on access.
-    """
-
-    __slots__ = ("_cache", "_raw")
-
-    def __init__(self, raw: dict[JsonPath, _RawMark]) -> None:
-        self._raw = raw
-        self._cache: dict[JsonPath, NodeMark] = {}
-
-    def __getitem__(self, key: JsonPath) -> NodeMark:
-        mark = self._cache.get(key)
-        if mark is None:
-            mark = NodeMark(*self._raw[key])
-            self._cache[key] = mark
-        return mark
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._raw
-
-    def __iter__(self) -> Iterator[JsonPath]:
-        return iter(self._raw)
-
-    def __len__(self) -> int:
-        return len(self._raw)
-
-    def __repr__(self) -> str:
-        return f"_MarkTable({len(self._raw)} marks)"
 
 
 @dataclass(frozen=True)
@@ -507,29 +453,40 @@ def discover(paths: Sequence[str | Path]) -> list[Path]:
 
     Raises :class:`FileNotFoundError` for a path that does not exist.
     """
-    found: list[Path] = []
+    found: list[tuple[Path, str]] = []  # (file, its real path)
     for given in paths:
         root = Path(given)
         if not root.exists():
             raise FileNotFoundError(2, "no such file or directory", str(root))
         if not root.is_dir():
-            found.append(root)
+            found.append((root, os.path.realpath(root)))
             continue
         for directory, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+            real_directory: str | None = None
             for name in filenames:
                 if name.startswith("."):
                     continue
                 if name.lower().endswith((".yaml", ".yml")):
-                    found.append(Path(directory, name))
+                    file = os.path.join(directory, name)
+                    if os.path.islink(file):
+                        real = os.path.realpath(file)
+                    else:  # resolving the directory once is enough
+                        if real_directory is None:
+                            real_directory = os.path.realpath(directory)
+                        real = os.path.join(real_directory, name)
+                    found.append((Path(file), real))
     result: list[Path] = []
-    seen: set[Path] = set()
-    for candidate in sorted(found):
-        identity = candidate.resolve()
+    seen: set[str] = set()
+    for candidate, identity in sorted(found, key=_first):
         if identity not in seen:
             seen.add(identity)
             result.append(candidate)
     return result
+
+
+def _first(pair: tuple[Path, str]) -> Path:
+    return pair[0]
 
 
 # ---------------------------------------------------------------------------
@@ -852,30 +809,31 @@ def _build_document(
             pass
         else:
             sink.extend(counted.sink)
-            return _document(counted, data, path, index, lines)
+            return _document(root, data, path, index, lines)
     builder = _DocumentBuilder(path, sink, limits, max_depth)
     try:
         builder.check(root)
     except _DocumentRefused:
         return None
-    return _document(builder, builder.build(root, ()), path, index, lines)
+    return _document(root, builder.build(root, 0), path, index, lines)
 
 
 def _document(
-    builder: _DocumentBuilder, data: Any, path: str, index: int, lines: tuple[str, ...]
+    root: Node, data: Any, path: str, index: int, lines: tuple[str, ...]
 ) -> SourceDocument:
+    marks = ValueMarks(root)  # positions are found in the node tree when asked
     return SourceDocument(
         path=path,
         index=index,
         data=None if data is _ABSENT else data,
-        marks=_MarkTable(builder.marks),
-        key_marks=_MarkTable(builder.key_marks),
+        marks=marks,
+        key_marks=marks.keys_of(),
         lines=lines,
     )
 
 
 class _DocumentBuilder:
-    """Turns one composed document into plain data plus raw marks.
+    """Turns one composed document into plain data (its node tree keeps the positions).
 
     :meth:`check` first walks the node graph once (memoising shared nodes) to
     measure the expanded size and nesting and to find recursive aliases, so an
@@ -890,8 +848,6 @@ class _DocumentBuilder:
         self.sink = sink
         self.max_depth = max_depth
         self.max_nodes = max(0, limits.max_nodes)
-        self.marks: dict[JsonPath, _RawMark] = {}
-        self.key_marks: dict[JsonPath, _RawMark] = {}
         self._sizes: dict[int, int] = {}
         self._heights: dict[int, int] = {}
         self._shared: set[int] = set()  # collections reached more than once (aliases)
@@ -907,13 +863,13 @@ class _DocumentBuilder:
         still cover.
         """
         self._budget = self.max_nodes - 1
-        return self.build(root, ())
+        return self.build(root, 0)
 
-    def _count(self, node: Node, path: JsonPath, nodes: int) -> None:
-        """Account for a collection's ``nodes`` children while building counted."""
+    def _count(self, depth: int, nodes: int) -> None:
+        """Account for a collection's ``nodes`` children (at ``depth``) while building counted."""
         assert self._budget is not None
         self._budget -= nodes
-        if self._budget < 0 or len(path) >= self.max_depth:
+        if self._budget < 0 or depth >= self.max_depth:
             raise _CheckNeeded
 
     # -- limits ---------------------------------------------------------------
@@ -1035,71 +991,65 @@ class _DocumentBuilder:
 
     # -- values ---------------------------------------------------------------
 
-    def build(self, node: Node, path: JsonPath) -> Any:
-        """Plain data for ``node`` at ``path``, or :data:`_ABSENT` if refused."""
-        marks = self.marks
-        start, end = node.start_mark, node.end_mark
+    def build(self, node: Node, depth: int) -> Any:
+        """Plain data for ``node`` (``depth`` collections down), or :data:`_ABSENT` if refused.
+
+        Strings (most values and keys) are taken inline rather than by a call.
+        """
         if isinstance(node, ScalarNode):
-            marks[path] = (
-                start.line + 1,
-                start.column + 1,
-                end.line + 1,
-                end.column + 1,
-                node.style or None,
-            )
             if node.tag == _STR:
                 return node.value
             return self._scalar(node)
-        marks[path] = (start.line + 1, start.column + 1, end.line + 1, end.column + 1, None)
+        children = node.value
+        counting = self._budget is not None
+        below = depth + 1
+        build = self.build
         if isinstance(node, SequenceNode):
-            if self._budget is not None:
-                self._count(node, path, len(node.value))
+            if counting:
+                self._count(depth, len(children))
             if node.tag != _SEQ:
                 return self._unsupported(node)
             items: list[Any] = []
-            for position, child in enumerate(node.value):
-                item = self.build(child, (*path, position))
+            for child in children:
+                if child.tag == _STR and isinstance(child, ScalarNode):
+                    items.append(child.value)
+                    continue
+                item = build(child, below)
                 items.append(None if item is _ABSENT else item)
             return items
-        counting = self._budget is not None
         if counting:
-            self._count(node, path, 2 * len(node.value))
+            self._count(depth, 2 * len(children))
         if node.tag != _MAP:
             return self._unsupported(node)
         result: dict[str, Any] = {}
         key_nodes: dict[str, Node] = {}
-        key_marks = self.key_marks
-        for key_node, value_node in node.value:
-            key = self._key(key_node)
-            if key is None:
-                if counting and not (
-                    isinstance(key_node, ScalarNode) and isinstance(value_node, ScalarNode)
-                ):
-                    raise _CheckNeeded
-                continue
-            first = key_nodes.get(key)
-            if first is not None:
+        for key_node, value_node in children:
+            if key_node.tag == _STR and isinstance(key_node, ScalarNode):
+                key = key_node.value
+            else:
+                key = self._key(key_node)
+                if key is None:
+                    if counting and not (
+                        isinstance(key_node, ScalarNode) and isinstance(value_node, ScalarNode)
+                    ):
+                        raise _CheckNeeded
+                    continue
+            if key in key_nodes:
                 if counting and not isinstance(value_node, ScalarNode):
                     raise _CheckNeeded
                 self.sink.error(
                     "PP102",
                     f"duplicate key `{_show(key)}`",
                     _node_location(self.path, key_node),
-                    hint=f"first defined on line {first.start_mark.line + 1}; "
+                    hint=f"first defined on line {key_nodes[key].start_mark.line + 1}; "
                     "the first one is used",
                 )
                 continue
             key_nodes[key] = key_node
-            child_path = (*path, key)
-            key_start, key_end = key_node.start_mark, key_node.end_mark
-            key_marks[child_path] = (
-                key_start.line + 1,
-                key_start.column + 1,
-                key_end.line + 1,
-                key_end.column + 1,
-                key_node.style or None,
-            )
-            value = self.build(value_node, child_path)
+            if value_node.tag == _STR and isinstance(value_node, ScalarNode):
+                result[key] = value_node.value
+                continue
+            value = build(value_node, below)
             if value is not _ABSENT:
                 result[key] = value
         return result
@@ -1137,6 +1087,8 @@ class _DocumentBuilder:
         if tag == _INT:
             if len(value) > _MAX_NUMBER_CHARS:
                 return self._too_long(node)
+            if value.isdecimal() and (value[0] != "0" or value == "0"):
+                return int(value)  # what _parse_int gives, without its cases
             number = _parse_int(value)
             return self._invalid(node, "integer") if number is None else number
         if tag == _FLOAT:
@@ -1162,8 +1114,9 @@ class _DocumentBuilder:
 
     def _key(self, node: Node) -> str | None:
         """The string key of a mapping entry, or ``None`` (reported) to skip it."""
-        if node.tag in (_STR, _TIMESTAMP) and isinstance(node, ScalarNode):
-            return node.value  # type: ignore[no-any-return]
+        key = key_text(node)
+        if key is not None:
+            return key
         where = _node_location(self.path, node)
         if not isinstance(node, ScalarNode):
             shape = "sequence" if isinstance(node, SequenceNode) else "mapping"
@@ -1176,8 +1129,6 @@ class _DocumentBuilder:
             return None
         tag = node.tag
         value: str = node.value
-        if tag in (_STR, _TIMESTAMP):
-            return value
         if tag == _MERGE and not node.style:
             self.sink.error(
                 "PP103",
@@ -1186,8 +1137,6 @@ class _DocumentBuilder:
                 hint='write the keys out, or quote it (`"<<"`) to use it as a plain key',
             )
             return None
-        if tag == _VALUE and not node.style and value == "=":
-            return value
         kinds = {_INT: "an integer", _FLOAT: "a number", _BOOL: "a boolean", _NULL: "null"}
         kind = kinds.get(tag)
         if kind is None:

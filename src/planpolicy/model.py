@@ -79,11 +79,10 @@ class LazyRuleRef(RuleRef):
         rule: str,
         locate: Callable[[], Location | None],
     ) -> None:
-        object.__setattr__(self, "kind", kind)
-        object.__setattr__(self, "document", document)
-        object.__setattr__(self, "version", version)
-        object.__setattr__(self, "rule", rule)
-        object.__setattr__(self, "_locate", locate)
+        # frozen: the fields are set in the instance dict (one call, not five setattrs)
+        self.__dict__.update(
+            kind=kind, document=document, version=version, rule=rule, _locate=locate
+        )
 
     @cached_property
     def location(self) -> Location | None:

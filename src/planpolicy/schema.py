@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from planpolicy.diagnostics import DiagnosticSink
@@ -37,12 +37,14 @@ class TypedDocument:
     model: Record
     source: SourceDocument
 
-    @property
+    @cached_property
     def name(self) -> str:
+        """``metadata.name`` (read once: the compiler asks for it per rule)."""
         return str(self.source.data["metadata"]["name"])
 
-    @property
+    @cached_property
     def version(self) -> int:
+        """``metadata.version`` (read once)."""
         return int(self.source.data["metadata"]["version"])
 
 

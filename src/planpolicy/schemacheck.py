@@ -18,15 +18,21 @@ Where a JSON Schema is looser than the models, the check follows the models:
 
 A check only says *whether* the data is valid. The located diagnostics for
 invalid data come from :mod:`planpolicy.schema`.
+
+A check is Python source generated from the schema and compiled once: one
+function per ``$defs`` entry, per object and per array, each keyword's test
+written out inline (:func:`check_source` shows it).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["Check", "UnsupportedSchema", "compile_check"]
+__all__ = ["Check", "UnsupportedSchema", "check_source", "compile_check", "module_source"]
 
 Check = Callable[[Any], bool]
 
@@ -59,62 +65,24 @@ class UnsupportedSchema(ValueError):
     """The schema uses a keyword (or a form of one) the check does not implement."""
 
 
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-_TYPES: dict[str, Check] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "integer": _is_integer,
-    "number": _is_number,
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
+_TYPE_TESTS: dict[str, str] = {
+    "object": "isinstance({v}, dict)",
+    "array": "isinstance({v}, list)",
+    "string": "isinstance({v}, str)",
+    "integer": "(isinstance({v}, int) and not isinstance({v}, bool))",
+    "number": "(isinstance({v}, (int, float)) and not isinstance({v}, bool))",
+    "boolean": "isinstance({v}, bool)",
+    "null": "{v} is None",
 }
+_OBJECT_KEYWORDS = frozenset(
+    {"properties", "required", "additionalProperties", "patternProperties"}
+)
 
 
 def _regex(pattern: str) -> re.Pattern[str]:
     if pattern.endswith("$") and not pattern.endswith("\\$"):
         pattern = pattern[:-1] + r"\Z"
     return re.compile(pattern)
-
-
-def _same(expected: Any) -> Check:
-    return lambda v: type(v) is type(expected) and v == expected
-
-
-def _always(value: Any) -> bool:
-    return True
-
-
-def _all(checks: list[Check]) -> Check:
-    """All of ``checks`` (combined without a generator: checks run per value)."""
-    if not checks:
-        return _always
-    if len(checks) == 1:
-        return checks[0]
-    if len(checks) == 2:
-        first, second = checks
-        return lambda v: first(v) and second(v)
-    head, rest = checks[0], _all(checks[1:])
-    return lambda v: head(v) and rest(v)
-
-
-def _any(checks: list[Check]) -> Check:
-    """Any of ``checks``; ``null`` first, without a call."""
-    if any(check is _TYPES["null"] for check in checks):
-        others = [check for check in checks if check is not _TYPES["null"]]
-        other = _any(others) if others else None
-        return (lambda v: v is None) if other is None else (lambda v: v is None or other(v))
-    if len(checks) == 1:
-        return checks[0]
-    head, rest = checks[0], _any(checks[1:])
-    return lambda v: head(v) or rest(v)
 
 
 def _is_null_schema(node: Any) -> bool:
@@ -125,130 +93,268 @@ def _is_null_schema(node: Any) -> bool:
     )
 
 
-class _Builder:
-    def __init__(self, root: Mapping[str, Any]) -> None:
-        self.defs: Mapping[str, Any] = root.get("$defs", {})
-        self.cells: dict[str, list[Check]] = {}
+def _any(tests: list[str]) -> str:
+    if not tests:
+        return "False"
+    if "True" in tests:
+        return "True"
+    return tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")"
 
-    def ref(self, target: str) -> Check:
+
+def _all(tests: list[str]) -> str:
+    tests = [test for test in tests if test != "True"]
+    if not tests:
+        return "True"
+    return tests[0] if len(tests) == 1 else "(" + " and ".join(tests) + ")"
+
+
+class _Generator:
+    """Writes the functions of one schema's check (see :func:`check_source`)."""
+
+    def __init__(self, root: Mapping[str, Any], prefix: str) -> None:
+        self.defs: Mapping[str, Any] = root.get("$defs", {})
+        self.prefix = prefix
+        self.constants: list[str] = []
+        self.functions: list[str] = []
+        self.refs: dict[str, str] = {}
+        self._ids = itertools.count()
+
+    def name(self, kind: str) -> str:
+        return f"{self.prefix}_{kind}{next(self._ids)}"
+
+    def value(self, value: Any) -> str:
+        """``value`` in the source: a literal for plain text and integers, else a constant."""
+        if value is None or type(value) in (bool, int, str):
+            return repr(value)
+        return self.constant(_source_of(value))
+
+    def constant(self, source: str) -> str:
+        name = self.name("k")
+        self.constants.append(f"{name} = {source}")
+        return name
+
+    def function(self, kind: str, lines: list[str], comment: str = "") -> str:
+        name = self.name(kind)
+        self.functions.append("\n".join([f"def {name}(v: Any) -> bool:{comment}", *lines]))
+        return name
+
+    def ref(self, target: str) -> str:
         prefix = "#/$defs/"
         if not target.startswith(prefix) or target[len(prefix) :] not in self.defs:
             raise UnsupportedSchema(f"unsupported or unknown $ref `{target}`")
         name = target[len(prefix) :]
-        cell = self.cells.get(name)
-        if cell is None:
-            cell = self.cells[name] = [_always]  # a placeholder while it is being built
-            cell[0] = self.node(self.defs[name])
-            return cell[0]
-        if cell[0] is not _always:
-            return cell[0]
+        function = self.refs.get(name)
+        if function is None:
+            function = self.refs[name] = self.name("d")  # named before its body: recursion
+            body = self.test(self.defs[name], "v")
+            self.functions.append(f"def {function}(v: Any) -> bool:  # {name}\n    return {body}")
+        return function
 
-        def recursive(value: Any) -> bool:  # built later: read when called
-            return cell[0](value)
-
-        return recursive
-
-    def node(self, node: Any) -> Check:
+    def test(self, node: Any, v: str) -> str:
+        """A Python expression that is true when the value named ``v`` is valid."""
         if node is True or node == {}:
-            return _always
+            return "True"
         if node is False:
-            return lambda v: False
+            return "False"
         if not isinstance(node, Mapping):
             raise UnsupportedSchema(f"a schema must be an object or a boolean, got {node!r}")
         unknown = set(node) - _KEYWORDS - _ANNOTATIONS
         if unknown:
             raise UnsupportedSchema(f"unsupported keyword(s): {', '.join(sorted(unknown))}")
-        checks: list[Check] = []
+        tests: list[str] = []
+        known = None  # the one type the value is known to have past the type test
         if "type" in node:
             names = node["type"] if isinstance(node["type"], list) else [node["type"]]
-            checks.append(_any([_TYPES[name] for name in names]))
+            unsupported = [name for name in names if name not in _TYPE_TESTS]
+            if unsupported:
+                raise UnsupportedSchema(f"unsupported type(s): {unsupported!r}")
+            tests.append(_any([_TYPE_TESTS[name].format(v=v) for name in names]))
+            known = names[0] if len(names) == 1 else None
         if "const" in node:
-            checks.append(_same(node["const"]))
+            tests.append(self.same(node["const"], v))
         if "enum" in node:
-            checks.append(_any([_same(option) for option in node["enum"]]))
-        checks += self.string(node) + self.number(node) + self.array(node)
-        if {"properties", "required", "additionalProperties", "patternProperties"} & set(node):
-            checks.append(self.object(node))
+            tests.append(self.enum(node["enum"], v))
+        tests += self.string(node, v, known) + self.number(node, v, known)
+        tests += self.array(node, v, known)
+        if _OBJECT_KEYWORDS & set(node):
+            tests.append(f"{self.object(node, known == 'object')}({v})")
         if "propertyNames" in node:
-            names_ok = self.node(node["propertyNames"])
-            if names_ok is not _always:
-                checks.append(lambda v: not isinstance(v, dict) or all(map(names_ok, v)))
+            names_ok = self.test(node["propertyNames"], "k")
+            if names_ok != "True":
+                loop = ["    if isinstance(v, dict):", "        for k in v:"]
+                loop += [f"            if not {names_ok}:", "                return False"]
+                tests.append(f"{self.function('n', [*loop, '    return True'])}({v})")
         if "anyOf" in node:
             options = node["anyOf"]
-            checks.append(
-                _any([_TYPES["null"] if _is_null_schema(o) else self.node(o) for o in options])
+            tests.append(
+                _any([f"{v} is None" if _is_null_schema(o) else self.test(o, v) for o in options])
             )
         if "$ref" in node:
-            checks.append(self.ref(node["$ref"]))
-        return _all(checks)
+            tests.append(f"{self.ref(node['$ref'])}({v})")
+        return _all(tests)
 
-    def string(self, node: Mapping[str, Any]) -> list[Check]:
+    def search(self, pattern: str) -> str:
+        """A constant naming the ``search`` of ``pattern`` (which must compile)."""
+        _regex(pattern)
+        end = r"\Z" if pattern.endswith("$") and not pattern.endswith("\\$") else ""
+        text = pattern[:-1] if end else pattern
+        return self.constant(f"re.compile({text + end!r}).search")
+
+    def same(self, expected: Any, v: str) -> str:
+        kind = type(expected)
+        name = kind.__name__ if kind in (bool, int, float, str, list, dict) else "type(None)"
+        return f"(type({v}) is {name} and {v} == {self.value(expected)})"
+
+    def enum(self, options: list[Any], v: str) -> str:
+        if options and all(type(option) is str for option in options):
+            return f"(type({v}) is str and {v} in {self.value(frozenset(options))})"
+        return _any([self.same(option, v) for option in options])
+
+    def between(self, low: Any, high: Any, v: str) -> str:
+        """``low <= v <= high``, without a bound that is ``None``."""
+        if low is None:
+            return "True" if high is None else f"{v} <= {self.value(high)}"
+        if high is None:
+            return f"{self.value(low)} <= {v}"
+        return f"{self.value(low)} <= {v} <= {self.value(high)}"
+
+    def guarded(self, type_name: str, known: str | None, tests: list[str], v: str) -> list[str]:
+        """``tests`` that apply to values of ``type_name`` only (and pass the others)."""
+        test = _all(tests)
+        if test == "True":
+            return []
+        if known == type_name or (type_name == "number" and known == "integer"):
+            return [test]
+        return [f"(not {_TYPE_TESTS[type_name].format(v=v)} or {test})"]
+
+    def string(self, node: Mapping[str, Any], v: str, known: str | None) -> list[str]:
         low, high = node.get("minLength"), node.get("maxLength")
         pattern = node.get("pattern")
         if low is None and high is None and pattern is None:
             return []
-        lo, hi = low or 0, high if high is not None else float("inf")
-        if pattern is None:
-            return [lambda v: not isinstance(v, str) or lo <= len(v) <= hi]
-        search = _regex(pattern).search
-        return [lambda v: not isinstance(v, str) or (lo <= len(v) <= hi and search(v) is not None)]
+        tests = [self.between(low or None, high, f"len({v})")]
+        if pattern is not None:
+            tests.append(f"{self.search(pattern)}({v}) is not None")
+        return self.guarded("string", known, tests, v)
 
-    def number(self, node: Mapping[str, Any]) -> list[Check]:
+    def number(self, node: Mapping[str, Any], v: str, known: str | None) -> list[str]:
         if "minimum" not in node and "maximum" not in node:
             return []
-        low = node.get("minimum", float("-inf"))
-        high = node.get("maximum", float("inf"))
-        return [lambda v: not _is_number(v) or low <= v <= high]
+        test = self.between(node.get("minimum"), node.get("maximum"), v)
+        return self.guarded("number", known, [test], v)
 
-    def array(self, node: Mapping[str, Any]) -> list[Check]:
-        out: list[Check] = []
+    def array(self, node: Mapping[str, Any], v: str, known: str | None) -> list[str]:
+        out: list[str] = []
         low, high = node.get("minItems"), node.get("maxItems")
         if low is not None or high is not None:
-            lo, hi = low or 0, high if high is not None else float("inf")
-            out.append(lambda v: not isinstance(v, list) or lo <= len(v) <= hi)
+            out += self.guarded("array", known, [self.between(low or None, high, f"len({v})")], v)
         if "items" in node:
-            item = self.node(node["items"])
-            if item is not _always:
-                out.append(lambda v: not isinstance(v, list) or all(map(item, v)))
+            item = self.test(node["items"], "x")
+            if item != "True":
+                loop = ["    if isinstance(v, list):", "        for x in v:"]
+                loop += [f"            if not {item}:", "                return False"]
+                out.append(f"{self.function('a', [*loop, '    return True'])}({v})")
         return out
 
-    def object(self, node: Mapping[str, Any]) -> Check:
-        properties = {name: self.node(sub) for name, sub in node.get("properties", {}).items()}
-        required = tuple(node.get("required", ()))
+    def object(self, node: Mapping[str, Any], known: bool) -> str:
+        """The name of a function checking the object keywords of ``node``.
+
+        With ``known``, the function is only called with a ``dict``.
+        """
+        lines = [] if known else ["    if not isinstance(v, dict):", "        return True"]
+        required = list(node.get("required", ()))
+        if required:
+            missing = " or ".join(f"{self.value(name)} not in v" for name in required)
+            lines += [f"    if {missing}:", "        return False"]
+        lines += ["    for k, x in v.items():", "        if not isinstance(k, str):"]
+        lines.append("            return False")
+        branch = "if"
+        for name, sub in node.get("properties", {}).items():
+            lines.append(f"        {branch} k == {self.value(name)}:")
+            test = self.test(sub, "x")
+            if test != "True":
+                lines += [f"            if not {test}:", "                return False"]
+            lines.append("            continue")
+            branch = "elif"
         patterns = [
-            (_regex(pattern).search, self.node(sub))
+            (self.search(pattern), self.test(sub, "x"))
             for pattern, sub in node.get("patternProperties", {}).items()
         ]
         extra = node.get("additionalProperties", not patterns)
-        other: Check | None = None if extra is False else self.node(extra)
+        other = "False" if extra is False else self.test(extra, "x")
+        if patterns:
+            lines.append("        matched = False")
+            for search, test in patterns:
+                lines.append(f"        if {search}(k) is not None:")
+                lines += [f"            if not {test}:", "                return False"]
+                lines.append("            matched = True")
+            if other == "False":
+                lines += ["        if not matched:", "            return False"]
+            elif other != "True":
+                lines += [f"        if not matched and not {other}:", "            return False"]
+        elif other == "False":
+            lines.append("        return False")
+        elif other != "True":
+            lines += [f"        if not {other}:", "            return False"]
+        lines.append("    return True")
+        return self.function("o", lines)
 
-        def check(value: Any) -> bool:
-            if not isinstance(value, dict):
-                return True
-            for name in required:
-                if name not in value:
-                    return False
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    return False
-                known = properties.get(key)
-                if known is not None:
-                    if not known(item):
-                        return False
-                    continue
-                matched = False
-                for search, sub in patterns:
-                    if search(key) is not None:
-                        if not sub(item):
-                            return False
-                        matched = True
-                if not matched and (other is None or not other(item)):
-                    return False
-            return True
 
-        return check
+def _source_of(value: Any) -> str:
+    """Python source that evaluates to ``value`` (JSON data, or a set of strings)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f'float("{value}")'
+    if isinstance(value, frozenset) and all(type(item) is str for item in value):
+        return "frozenset({" + ", ".join(repr(item) for item in sorted(value)) + "})"
+    source = repr(value)
+    try:
+        same = eval(source, {"__builtins__": {}}) == value
+    except Exception:
+        same = False
+    if not same:
+        raise UnsupportedSchema(f"a value the check cannot hold: {value!r}")
+    return source
+
+
+def _generate(schema: Mapping[str, Any], prefix: str = "") -> tuple[list[str], str]:
+    """(constant definitions and functions, the name of the check of ``schema``)."""
+    generator = _Generator(schema, prefix)
+    root = generator.test(schema, "v")
+    name = f"{prefix}_check"
+    functions = [*generator.functions, f"def {name}(v: Any) -> bool:\n    return {root}"]
+    return ["\n".join(generator.constants), *functions], name
+
+
+def check_source(schema: Mapping[str, Any]) -> str:
+    """The Python source :func:`compile_check` runs for ``schema`` (to read it)."""
+    return "\n\n\n".join(_generate(schema)[0]) + "\n"
 
 
 def compile_check(schema: Mapping[str, Any]) -> Check:
-    """Build the check of ``schema`` (its ``$defs`` resolve ``#/$defs/...`` references)."""
-    return _Builder(schema).node(schema)
+    """Build the check of ``schema`` (its ``$defs`` resolve ``#/$defs/...`` references).
+
+    Raises :class:`UnsupportedSchema` for a keyword, type or reference the
+    check does not implement.
+    """
+    source = check_source(schema)
+    namespace: dict[str, Any] = {"re": re, "Any": Any}
+    exec(compile(source, "<schema check>", "exec"), namespace)
+    check: Check = namespace["_check"]
+    return check
+
+
+def module_source(schemas: Mapping[str, Mapping[str, Any]], digest: str, header: str) -> str:
+    """A module holding the checks of ``schemas`` by name, as ``CHECKS``.
+
+    ``digest`` is kept as ``SOURCE_DIGEST`` (what the checks were made from);
+    ``header`` is the module's docstring.
+    """
+    parts = [f'"""{header}"""', "import re\nfrom typing import Any"]
+    names = {}
+    for key, schema in schemas.items():
+        pieces, names[key] = _generate(schema, "_" + re.sub(r"\W", "_", key))
+        parts += [piece for piece in pieces if piece]
+    parts.append(f"SOURCE_DIGEST = {digest!r}")
+    table = "".join(f"    {key!r}: {name},\n" for key, name in names.items())
+    parts.append("CHECKS: dict[str, Any] = {\n" + table + "}")
+    return "\n\n\n".join(parts) + "\n"

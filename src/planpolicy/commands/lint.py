@@ -39,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="worker processes for reading many files "
-        "(default: one per CPU with 4 or more CPUs, else none; 1: none)",
+        help="worker processes for reading many files (default: one per CPU with 4 or more "
+        "CPUs, else none) and for checking many new expressions (default: one with 2 or "
+        "more CPUs); 1: none",
     )
 
 
@@ -56,6 +57,15 @@ plan types: 1.7 to 2.4 s in one process, 2.4 to 3.4 s with two workers).
 def auto_jobs(cpus: int | None) -> int:
     """The worker count ``--jobs 0`` means on a machine with ``cpus`` CPUs."""
     return cpus if cpus is not None and cpus >= PARALLEL_MIN_CPUS else 1
+
+
+def auto_check_jobs(cpus: int | None) -> int:
+    """Processes checking new expressions with ``--jobs 0``: two with 2 CPUs or more.
+
+    A worker only sends back small check results, so unlike reading files it
+    wins on 2 CPUs (see :mod:`planpolicy.celahead`).
+    """
+    return 2 if cpus is not None and cpus >= 2 else 1
 
 
 def _skip_pydantic_plugins() -> None:
@@ -83,9 +93,17 @@ def run(args: argparse.Namespace) -> int:
         print("planpolicy lint: error: --jobs must be 0 (auto) or more", file=sys.stderr)
         return 2
     jobs = args.jobs or auto_jobs(os.cpu_count())
-    with long_operation():  # loaded documents live until exit: scan them less often
+    check_jobs = args.jobs or auto_check_jobs(os.cpu_count())
+    # Loaded documents (and their node trees) live until exit and linting makes
+    # little cyclic garbage (~15,000 objects for 1,000 plan types, no cache):
+    # collections would only rescan them, so none runs during the run.
+    with long_operation(pause=True):
         report = run_lint(
-            args.paths or list(DEFAULT_PATHS), base=args.base, limit=args.limit, jobs=jobs
+            args.paths or list(DEFAULT_PATHS),
+            base=args.base,
+            limit=args.limit,
+            jobs=jobs,
+            check_jobs=check_jobs,
         )
     fmt = auto_format() if args.format == "auto" else args.format
     text = FORMATS[fmt](report.diagnostics, files=len(report.files), dropped=report.dropped)

@@ -49,9 +49,13 @@ def run_lint(
     base: str | None = None,
     limit: int = DEFAULT_LIMIT,
     jobs: int = 1,
+    check_jobs: int = 1,
 ) -> LintReport:
-    """Compile ``paths``, run every lint rule, and (with ``base``) the version check."""
-    result = compile_bundle(paths, limit=limit, jobs=jobs)
+    """Compile ``paths``, run every lint rule, and (with ``base``) the version check.
+
+    ``jobs`` and ``check_jobs`` are the worker settings of :func:`compile_bundle`.
+    """
+    result = compile_bundle(paths, limit=limit, jobs=jobs, check_jobs=check_jobs)
     sink = DiagnosticSink(limit=limit)
     sink.extend(result.diagnostics)
     ctx = LintContext(result.documents, result.plan_types, result.bundle)
