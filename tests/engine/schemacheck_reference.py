@@ -11,37 +11,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from planpolicy.schemacheck import _ANNOTATIONS, _KEYWORDS, UnsupportedSchema
+
 __all__ = ["Check", "UnsupportedSchema", "compile_check"]
 
 Check = Callable[[Any], bool]
-
-_ANNOTATIONS = frozenset({"title", "description", "default", "$schema", "$id", "$defs"})
-_KEYWORDS = frozenset(
-    {
-        "type",
-        "const",
-        "enum",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "minimum",
-        "maximum",
-        "items",
-        "minItems",
-        "maxItems",
-        "properties",
-        "required",
-        "additionalProperties",
-        "patternProperties",
-        "propertyNames",
-        "anyOf",
-        "$ref",
-    }
-)
-
-
-class UnsupportedSchema(ValueError):
-    """The schema uses a keyword (or a form of one) the check does not implement."""
 
 
 def _is_integer(value: Any) -> bool:
