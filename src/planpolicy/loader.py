@@ -84,6 +84,7 @@ from yaml.reader import ReaderError
 
 from planpolicy.diagnostics import DiagnosticSink, Location
 from planpolicy.nodemarks import JsonPath, NodeMark, ValueMarks, key_text
+from planpolicy.yamltags import BOOL, CORE, FLOAT, INT, MAP, MERGE, NULL, SEQ, STR, TIMESTAMP, VALUE
 
 __all__ = [
     "LoadLimits",
@@ -109,17 +110,6 @@ _MAX_NUMBER_CHARS: Final = 4300
 #: How much of a user value is quoted back in a message.
 _SHOW_CHARS: Final = 40
 
-_CORE: Final = "tag:yaml.org,2002:"
-_STR: Final = _CORE + "str"
-_INT: Final = _CORE + "int"
-_FLOAT: Final = _CORE + "float"
-_BOOL: Final = _CORE + "bool"
-_NULL: Final = _CORE + "null"
-_TIMESTAMP: Final = _CORE + "timestamp"
-_MERGE: Final = _CORE + "merge"
-_VALUE: Final = _CORE + "value"
-_SEQ: Final = _CORE + "seq"
-_MAP: Final = _CORE + "map"
 
 #: Resolved tags of plain scalars, shared by every file of the process.
 _TAG_MEMO: dict[str, str] = {}
@@ -162,16 +152,16 @@ class _Loader(_SAFE_LOADER):  # type: ignore[misc]
     def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode:
             if not implicit[0]:
-                return _STR
+                return STR
             tag = _TAG_MEMO.get(value)
             if tag is None:
                 tag = self._resolve_plain(value, implicit)
             return tag
-        return _SEQ if kind is SequenceNode else _MAP
+        return SEQ if kind is SequenceNode else MAP
 
     def _resolve_plain(self, value: str, implicit: tuple[bool, bool]) -> str:
         if value and value[0] not in _IMPLICIT_FIRST:
-            tag = _STR
+            tag = STR
         else:
             tag = super().resolve(ScalarNode, value, implicit)
         if len(value) <= _TAG_MEMO_VALUE_CHARS and len(_TAG_MEMO) < _TAG_MEMO_ENTRIES:
@@ -598,7 +588,7 @@ def _load(text: str, path: str, sink: DiagnosticSink, limits: LoadLimits) -> Sou
 def _is_empty_document(root: Node) -> bool:
     return (
         isinstance(root, ScalarNode)
-        and root.tag == _NULL
+        and root.tag == NULL
         and root.value == ""
         and not root.style  # CSafeLoader reports plain as "", SafeLoader as None
     )
@@ -776,8 +766,8 @@ def _show(value: str) -> str:
 
 
 def _show_tag(tag: str) -> str:
-    if tag.startswith(_CORE):
-        return "!!" + tag[len(_CORE) :]
+    if tag.startswith(CORE):
+        return "!!" + tag[len(CORE) :]
     return tag
 
 
@@ -997,7 +987,7 @@ class _DocumentBuilder:
         Strings (most values and keys) are taken inline rather than by a call.
         """
         if isinstance(node, ScalarNode):
-            if node.tag == _STR:
+            if node.tag == STR:
                 return node.value
             return self._scalar(node)
         children = node.value
@@ -1007,11 +997,11 @@ class _DocumentBuilder:
         if isinstance(node, SequenceNode):
             if counting:
                 self._count(depth, len(children))
-            if node.tag != _SEQ:
+            if node.tag != SEQ:
                 return self._unsupported(node)
             items: list[Any] = []
             for child in children:
-                if child.tag == _STR and isinstance(child, ScalarNode):
+                if child.tag == STR and isinstance(child, ScalarNode):
                     items.append(child.value)
                     continue
                 item = build(child, below)
@@ -1019,12 +1009,12 @@ class _DocumentBuilder:
             return items
         if counting:
             self._count(depth, 2 * len(children))
-        if node.tag != _MAP:
+        if node.tag != MAP:
             return self._unsupported(node)
         result: dict[str, Any] = {}
         key_nodes: dict[str, Node] = {}
         for key_node, value_node in children:
-            if key_node.tag == _STR and isinstance(key_node, ScalarNode):
+            if key_node.tag == STR and isinstance(key_node, ScalarNode):
                 key = key_node.value
             else:
                 key = self._key(key_node)
@@ -1046,7 +1036,7 @@ class _DocumentBuilder:
                 )
                 continue
             key_nodes[key] = key_node
-            if value_node.tag == _STR and isinstance(value_node, ScalarNode):
+            if value_node.tag == STR and isinstance(value_node, ScalarNode):
                 result[key] = value_node.value
                 continue
             value = build(value_node, below)
@@ -1077,28 +1067,26 @@ class _DocumentBuilder:
     def _scalar(self, node: ScalarNode) -> Any:
         tag = node.tag
         value: str = node.value
-        if tag in (_STR, _TIMESTAMP):
+        if tag in (STR, TIMESTAMP):
             return value
-        if tag == _NULL:
+        if tag == NULL:
             return None
-        if tag == _BOOL:
+        if tag == BOOL:
             flag = _BOOLS.get(value.lower())
             return self._invalid(node, "boolean") if flag is None else flag
-        if tag == _INT:
+        if tag == INT:
             if len(value) > _MAX_NUMBER_CHARS:
                 return self._too_long(node)
             if value.isdecimal() and (value[0] != "0" or value == "0"):
                 return int(value)  # what _parse_int gives, without its cases
             number = _parse_int(value)
             return self._invalid(node, "integer") if number is None else number
-        if tag == _FLOAT:
+        if tag == FLOAT:
             if len(value) > _MAX_NUMBER_CHARS:
                 return self._too_long(node)
             real = _parse_float(value)
             return self._invalid(node, "number") if real is None else real
-        if not node.style and (
-            (tag == _VALUE and value == "=") or (tag == _MERGE and value == "<<")
-        ):
+        if not node.style and ((tag == VALUE and value == "=") or (tag == MERGE and value == "<<")):
             return value  # plain `=` / `<<` used as a value: just text
         return self._unsupported(node)
 
@@ -1129,7 +1117,7 @@ class _DocumentBuilder:
             return None
         tag = node.tag
         value: str = node.value
-        if tag == _MERGE and not node.style:
+        if tag == MERGE and not node.style:
             self.sink.error(
                 "PP103",
                 "merge keys (`<<`) are not supported",
@@ -1137,7 +1125,7 @@ class _DocumentBuilder:
                 hint='write the keys out, or quote it (`"<<"`) to use it as a plain key',
             )
             return None
-        kinds = {_INT: "an integer", _FLOAT: "a number", _BOOL: "a boolean", _NULL: "null"}
+        kinds = {INT: "an integer", FLOAT: "a number", BOOL: "a boolean", NULL: "null"}
         kind = kinds.get(tag)
         if kind is None:
             self._unsupported(node)

@@ -19,20 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from planpolicy.yamltags import MAP, SEQ, STR, TIMESTAMP, VALUE
 
 __all__ = ["JsonPath", "KeyMarks", "NodeMark", "ValueMarks", "key_text", "node_mark"]
 
 JsonPath = tuple[str | int, ...]
-
-_CORE: Final = "tag:yaml.org,2002:"
-_STR: Final = _CORE + "str"
-_TIMESTAMP: Final = _CORE + "timestamp"
-_VALUE: Final = _CORE + "value"
-_SEQ: Final = _CORE + "seq"
-_MAP: Final = _CORE + "map"
 
 
 @dataclass(frozen=True)
@@ -69,9 +63,9 @@ def key_text(node: Node) -> str | None:
     if not isinstance(node, ScalarNode):
         return None
     tag = node.tag
-    if tag in (_STR, _TIMESTAMP):
+    if tag in (STR, TIMESTAMP):
         return node.value  # type: ignore[no-any-return]
-    if tag == _VALUE and not node.style and node.value == "=":
+    if tag == VALUE and not node.style and node.value == "=":
         return "="
     return None
 
@@ -100,10 +94,10 @@ class _Tree:
     def children(self, node: Node) -> Iterator[tuple[str | int, Node, Node | None]]:
         """(path part, value node, key node or None) of the entries below ``node``."""
         if isinstance(node, SequenceNode):
-            if node.tag == _SEQ:
+            if node.tag == SEQ:
                 for index, child in enumerate(node.value):
                     yield index, child, None
-        elif isinstance(node, MappingNode) and node.tag == _MAP:
+        elif isinstance(node, MappingNode) and node.tag == MAP:
             for key, (key_node, value_node) in self.mapping(node).items():
                 yield key, value_node, key_node
 
@@ -115,14 +109,14 @@ class _Tree:
         key_node: Node | None = None
         for part in path:
             if isinstance(node, SequenceNode):
-                if node.tag != _SEQ or not isinstance(part, int):
+                if node.tag != SEQ or not isinstance(part, int):
                     return None
                 items = node.value
                 if not 0 <= part < len(items):
                     return None
                 node, key_node = items[part], None
             elif isinstance(node, MappingNode):
-                if node.tag != _MAP or not isinstance(part, str):
+                if node.tag != MAP or not isinstance(part, str):
                     return None
                 pair = self.mapping(node).get(part)
                 if pair is None:
