@@ -35,7 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from planpolicy import celcache
+from planpolicy import celcache, celsyntax
 from planpolicy.celcache import CACHE_DIR_ENV
 
 if TYPE_CHECKING:
@@ -344,15 +344,17 @@ _LOAD_OPTIONS: Final = frozenset(
 _PARSERS: dict[bool, Any] = {}
 
 
+_KEYWORD_LITERALS: Final[Mapping[str, str]] = {"true": "BOOL_LIT", "false": "BOOL_LIT"}
+
+
 def _literal_keywords(token: Any) -> Any:
     """The grammar's one lexing rule beyond its terminals: `true`/`false` are literals.
 
     The same rule as cel-python's parser applies (as a lexer callback on
     identifiers), building the same tokens, so both parsers build equal trees.
     """
-    if token.value in {"true", "false"}:
-        return lark.Token("BOOL_LIT", token.value)
-    return token
+    kind = _KEYWORD_LITERALS.get(token.value)
+    return token if kind is None else lark.Token(kind, token.value)
 
 
 def _load_options(positions: bool) -> dict[str, Any]:
@@ -391,8 +393,76 @@ which case the tables are built as before.
 """
 
 
-def _tables_key() -> str:
-    return celcache.digest([_grammar(), lark.__version__, dict(_LARK_OPTIONS)])
+def _tables_key(version: str | None = None) -> str:
+    version = lark.__version__ if version is None else version
+    return celcache.digest([_grammar(), version, dict(_LARK_OPTIONS)])
+
+
+_LARK_VERSION_RE: Final = re.compile(
+    r"""^__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']""", re.M
+)
+
+
+def _lark_version() -> str | None:
+    """lark's version, read from its package without importing it (None if not found)."""
+    if "lark" in globals():
+        return str(lark.__version__)
+    spec = importlib.util.find_spec("lark")
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        source = Path(spec.origin).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    found = _LARK_VERSION_RE.search(source)
+    return None if found is None else found.group(1)
+
+
+def _syntax_key(version: str) -> str:
+    return celcache.digest(
+        [_tables_key(version), dict(_KEYWORD_LITERALS), celsyntax.FORMAT, "celsyntax"]
+    )
+
+
+_SYNTAX: list[celsyntax.SyntaxTables | None] = []
+
+
+def _syntax_tables() -> celsyntax.SyntaxTables | None:
+    """The lark-free parser for checking (:mod:`planpolicy.celsyntax`), or None.
+
+    None when the shipped tables were exported for another grammar or lark
+    version; expressions are then parsed with lark.
+    """
+    if not _SYNTAX:
+        with _PARSER_LOCK:
+            if not _SYNTAX:
+                version = _lark_version()
+                tables = None
+                if version is not None:
+                    tables = celsyntax.load(_syntax_key(version), _KEYWORD_LITERALS)
+                _SYNTAX.append(tables)
+    return _SYNTAX[0]
+
+
+def syntax_tables_text() -> str:
+    """The text of the lark-free parser's tables (``cel_syntax.json``) for this grammar and lark."""
+    _load_lark()
+    data = celsyntax.export(_lark_parser(False), _syntax_key(str(lark.__version__)))
+    return celsyntax.text(data)
+
+
+def _parse_for_check(source: str) -> Any:
+    """``source``'s tree without positions: lark-free when possible, else lark's.
+
+    Raises lark's syntax errors for invalid text.
+    """
+    tables = _syntax_tables()
+    if tables is not None:
+        try:
+            return tables.parse(source)
+        except Exception:  # not valid (NotParsed), or anything unforeseen: lark decides
+            pass  # and says what is wrong
+    return _lark_parser(False).parse(source)
 
 
 def _packaged_tables(key: str) -> bytes | None:
@@ -488,7 +558,8 @@ def build_check_parser() -> None:
 
     For a process about to fork workers that will parse: they inherit it.
     """
-    _lark_parser(False)
+    if _syntax_tables() is None:
+        _lark_parser(False)
 
 
 def _prime_parser() -> None:
@@ -791,13 +862,13 @@ class CelEnvironment:
             return CompileResult(None, (CelProblem("PP401", "expression is empty", 1, 1),))
         # as cel-python's Environment does: deep expressions parse and check
         sys.setrecursionlimit(max(sys.getrecursionlimit(), _RECURSION_LIMIT))
-        from lark.exceptions import UnexpectedCharacters, UnexpectedToken
-
         try:
-            tree = _lark_parser(False).parse(source)
-        except (UnexpectedToken, UnexpectedCharacters) as exc:
-            return CompileResult(None, (_syntax_problem(exc, source),))
-        except Exception:  # lark internals on pathological input
+            tree = _parse_for_check(source)
+        except Exception as exc:  # lark's syntax errors, or its internals on pathological input
+            from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
+            if isinstance(exc, UnexpectedToken | UnexpectedCharacters):
+                return CompileResult(None, (_syntax_problem(exc, source),))
             problem = CelProblem("PP401", "invalid expression syntax", 1, 1)
             return CompileResult(None, (problem,))
         checked = self._check(tree, source, expect_bool)

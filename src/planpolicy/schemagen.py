@@ -205,6 +205,10 @@ def _targets(directory: Path) -> list[tuple[Path, str, str]]:
     shapes_text = _shapes_text()
     out.append((SHAPES_FILE, str(SHAPES_FILE.name), shapes_text))
     out.append((CHECKS_FILE, str(CHECKS_FILE.name), _checks_text(shapes_text)))
+    from planpolicy.cel import syntax_tables_text
+    from planpolicy.celsyntax import TABLES_FILE
+
+    out.append((TABLES_FILE, str(TABLES_FILE.name), syntax_tables_text()))
     return out
 
 

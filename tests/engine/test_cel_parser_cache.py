@@ -13,7 +13,7 @@ from tests.engine.conftest import REPO
 from planpolicy import cel
 
 
-def _lint(cache_dir: str) -> subprocess.CompletedProcess[str]:
+def _lint(cache_dir: str, plan_types: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -23,7 +23,7 @@ def _lint(cache_dir: str) -> subprocess.CompletedProcess[str]:
             "--format",
             "json",
             str(REPO / "policies"),
-            str(REPO / "plan_types"),
+            str(plan_types),
         ],
         capture_output=True,
         text=True,
@@ -34,14 +34,23 @@ def _lint(cache_dir: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_second_process_reuses_the_cached_tables(tmp_path: Path) -> None:
+    # A problem in an expression is located with cel-python's parser (lark's
+    # tables); valid expressions alone are checked without them.
+    plan_types = tmp_path / "plan_types"
+    plan_types.mkdir()
+    text = (REPO / "plan_types" / "renewal_defense.yaml").read_text(encoding="utf-8")
+    broken = text.replace("account.renewal.", "account.renewl.", 1)
+    assert broken != text
+    (plan_types / "renewal_defense.yaml").write_text(broken, encoding="utf-8")
     cache = tmp_path / "cache"
-    first = _lint(str(cache))
-    assert first.returncode == 0, first.stderr
+    first = _lint(str(cache), plan_types)
+    assert first.returncode == 1, first.stderr
+    assert "renewl" in first.stdout
     files = list(cache.iterdir())
     assert len(files) == 1 and files[0].stat().st_size > 10_000
     stamp = files[0].stat().st_mtime_ns
-    second = _lint(str(cache))
-    assert second.returncode == 0, second.stderr
+    second = _lint(str(cache), plan_types)
+    assert second.returncode == 1, second.stderr
     assert second.stdout == first.stdout
     assert files[0].stat().st_mtime_ns == stamp  # read, not rewritten
 
