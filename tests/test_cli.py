@@ -50,10 +50,11 @@ def test_running_a_verb_imports_that_verb_only() -> None:
     assert out.stdout.strip().splitlines()[-1] == "['planpolicy.commands.lint']"
 
 
-def test_lint_reads_in_workers_only_with_enough_cpus() -> None:
-    from planpolicy.commands.lint import PARALLEL_MIN_CPUS, auto_jobs
+def test_lint_reads_in_one_process_per_cpu_up_to_a_bound() -> None:
+    from planpolicy.commands.lint import MAX_AUTO_JOBS, auto_jobs
 
     assert auto_jobs(None) == 1
-    assert auto_jobs(2) == 1
-    assert auto_jobs(PARALLEL_MIN_CPUS) == PARALLEL_MIN_CPUS
-    assert auto_jobs(16) == 16
+    assert auto_jobs(1) == 1
+    assert auto_jobs(2) == 2
+    assert auto_jobs(MAX_AUTO_JOBS) == MAX_AUTO_JOBS
+    assert auto_jobs(64) == MAX_AUTO_JOBS

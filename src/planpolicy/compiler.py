@@ -25,7 +25,7 @@ from planpolicy.cel import CelEnvironment, CompiledExpr, save_compile_cache, typ
 from planpolicy.celtypes import DYN, TIMESTAMP, ListType, MapType, ObjectType
 from planpolicy.context import base_context_schema, merge_extension, normalize_for_types
 from planpolicy.diagnostics import Diagnostic, DiagnosticSink, Location, Severity
-from planpolicy.loader import LoadLimits, SourceDocument, SourceFile, discover, load_file
+from planpolicy.loader import LoadLimits, SourceDocument, SourceFile, discover
 from planpolicy.model import (
     AuthorityRules,
     CompiledCondition,
@@ -44,6 +44,7 @@ from planpolicy.model import (
     RuleRef,
     TransitionSpec,
 )
+from planpolicy.readahead import read_files
 from planpolicy.schema import TypedDocument, validate_document
 
 if TYPE_CHECKING:
@@ -181,50 +182,14 @@ def _unknown(
 # --- stages ----------------------------------------------------------------
 
 
-PARALLEL_MIN_FILES = 256
-"""Below this many files, reading them in worker processes costs more than it saves."""
-
-
-def _load_chunk(
-    job: tuple[list[Path], LoadLimits],
-) -> list[tuple[SourceFile | None, list[Diagnostic]]]:
-    """Worker: read a chunk of files, each with its own diagnostics (kept in file order)."""
-    paths, limits = job
-    out = []
-    for path in paths:
-        sink = DiagnosticSink()
-        loaded = load_file(path, sink, limits=limits)
-        out.append((loaded, list(sink)))
-    return out
-
-
-def _load_parallel(
-    paths: list[Path], limits: LoadLimits, jobs: int
-) -> list[tuple[SourceFile | None, list[Diagnostic]]] | None:
-    """Read files in ``jobs`` forked workers; None where fork is unavailable."""
-    import multiprocessing
-
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    size = max(16, len(paths) // (jobs * 8))
-    chunks = [(paths[i : i + size], limits) for i in range(0, len(paths), size)]
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        return [item for chunk in pool.map(_load_chunk, chunks) for item in chunk]
-
-
 def stage_load(state: CompileState) -> None:
-    """Discover and read YAML files, keeping node positions (in parallel for many files)."""
+    """Discover and read YAML files, keeping node positions (in workers for many files)."""
     try:
         paths = discover(state.paths)
     except FileNotFoundError as exc:
         state.sink.error("PP108", f"no such file or directory `{exc.filename or exc}`")
         return
-    results = None
-    if state.jobs > 1 and len(paths) >= PARALLEL_MIN_FILES:
-        results = _load_parallel(paths, state.limits, state.jobs)
-    if results is None:
-        results = [_load_chunk(([path], state.limits))[0] for path in paths]
-    for loaded, diagnostics in results:
+    for loaded, diagnostics in read_files(paths, state.limits, state.jobs):
         state.sink.extend(diagnostics)
         if loaded is not None:
             state.files.append(loaded)
@@ -961,7 +926,8 @@ def compile_bundle(
 ) -> CompileResult:
     """Run every stage over ``paths`` (files or directories) and collect diagnostics.
 
-    ``jobs`` > 1 reads large file sets in that many forked worker processes;
+    ``jobs`` > 1 reads large file sets in that many processes (this one and
+    forked workers, :mod:`planpolicy.readahead`);
     ``check_jobs`` > 1 checks many new CEL expressions with one forked worker
     (:mod:`planpolicy.celahead`). The CLI does; embedders keep the defaults,
     which never fork.

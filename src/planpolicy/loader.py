@@ -65,7 +65,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -93,7 +93,9 @@ __all__ = [
     "SourceFile",
     "discover",
     "load_file",
+    "load_file_text",
     "load_text",
+    "restore_file",
 ]
 
 #: The libyaml-backed safe loader when PyYAML was built with it.
@@ -386,7 +388,95 @@ def load_file(
     as given). The size is checked before the file is read, and only regular
     files are opened, so a FIFO or device cannot hang the loader.
     """
+    return load_file_text(path, sink, display_path=display_path, limits=limits)[0]
+
+
+def load_file_text(
+    path: str | Path,
+    sink: DiagnosticSink,
+    *,
+    display_path: str | None = None,
+    limits: LoadLimits = _DEFAULT_LIMITS,
+) -> tuple[SourceFile | None, str | None]:
+    """:func:`load_file`, also returning the text it loaded (None if it read none)."""
     shown = display_path if display_path is not None else str(path)
+    text = _read_text(path, sink, shown, limits)
+    return (None, None) if text is None else (_load(text, shown, sink, limits), text)
+
+
+def restore_file(path: str, text: str, documents: Sequence[tuple[int, Any]]) -> SourceFile:
+    """The :class:`SourceFile` that loading ``text`` gave: its documents' ``(index, data)``.
+
+    For files loaded elsewhere (another process) that sent back only their
+    text and plain data. Each document's positions are found by composing
+    its text again when one is first asked for.
+    """
+    text = text.removeprefix("\ufeff")
+    lines = _split_lines(text)
+    restored = []
+    for index, data in documents:
+        marks = _Recomposed(text, index)
+        restored.append(
+            SourceDocument(
+                path=path,
+                index=index,
+                data=data,
+                marks=_LazyMarks(marks, keys=False),
+                key_marks=_LazyMarks(marks, keys=True),
+                lines=lines,
+            )
+        )
+    return SourceFile(path, tuple(restored))
+
+
+class _Recomposed:
+    """A document's positions, from its text composed again on first use."""
+
+    def __init__(self, text: str, index: int) -> None:
+        self.text = text
+        self.index = index
+        self._marks: tuple[Mapping[JsonPath, NodeMark], Mapping[JsonPath, NodeMark]] | None = None
+
+    def marks(self, keys: bool) -> Mapping[JsonPath, NodeMark]:
+        if self._marks is None:
+            values: Mapping[JsonPath, NodeMark] = {}
+            key_marks: Mapping[JsonPath, NodeMark] = {}
+            for index, root in enumerate(yaml.compose_all(self.text, Loader=_LOADER)):
+                if index == self.index:
+                    values = ValueMarks(root)
+                    key_marks = values.keys_of()
+                    break
+            self._marks = (values, key_marks)
+        return self._marks[1 if keys else 0]
+
+
+class _LazyMarks(Mapping[JsonPath, NodeMark]):
+    """Value or key positions of a restored document (see :func:`restore_file`)."""
+
+    def __init__(self, source: _Recomposed, *, keys: bool) -> None:
+        self._source = source
+        self._keys = keys
+
+    def __getitem__(self, path: JsonPath) -> NodeMark:
+        return self._source.marks(self._keys)[path]
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._source.marks(self._keys)
+
+    def __iter__(self) -> Iterator[JsonPath]:
+        return iter(self._source.marks(self._keys))
+
+    def __len__(self) -> int:
+        return len(self._source.marks(self._keys))
+
+    def __reduce__(self) -> tuple[type[dict[JsonPath, NodeMark]], tuple[dict[JsonPath, NodeMark]]]:
+        return (dict, (dict(self._source.marks(self._keys)),))
+
+
+def _read_text(
+    path: str | Path, sink: DiagnosticSink, shown: str, limits: LoadLimits
+) -> str | None:
+    """The text of the file at ``path``, or None (reported) when it cannot be used."""
     where = Location(shown)
     try:
         # non-blocking so that opening a FIFO cannot wait for a writer
@@ -429,7 +519,7 @@ def load_file(
             hint=hint,
         )
         return None
-    return _load(text, shown, sink, limits)
+    return text
 
 
 def discover(paths: Sequence[str | Path]) -> list[Path]:

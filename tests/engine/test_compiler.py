@@ -246,7 +246,7 @@ def test_missing_path_is_a_diagnostic(tmp_path: object) -> None:
 def test_parallel_reading_gives_the_same_report(
     tree: PolicyTree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from planpolicy import compiler
+    from planpolicy import readahead
 
     template = tree.path(RD).read_text()
     for i in range(40):
@@ -256,7 +256,7 @@ def test_parallel_reading_gives_the_same_report(
         if i % 11 == 0:
             text = text.replace("kind: PlanType", "kind: [PlanType")
         tree.write(f"plan_types/pt_{i:02d}.yaml", text)
-    monkeypatch.setattr(compiler, "PARALLEL_MIN_FILES", 8)
+    monkeypatch.setattr(readahead, "MIN_FILES", 8)
     sequential = compile_bundle(tree.paths, jobs=1)
     parallel = compile_bundle(tree.paths, jobs=2)
     assert parallel.diagnostics == sequential.diagnostics

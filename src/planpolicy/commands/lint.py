@@ -39,24 +39,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="worker processes for reading many files (default: one per CPU with 4 or more "
-        "CPUs, else none) and for checking many new expressions (default: one with 2 or "
-        "more CPUs); 1: none",
+        help="processes reading many files and checking many new expressions (default: "
+        "one per CPU, at most 8, reading; two checking, with 2 or more CPUs); 1: this "
+        "process only",
     )
 
 
-PARALLEL_MIN_CPUS = 4
-"""Below this many CPUs, ``--jobs 0`` (auto) reads files in this process.
-
-Workers send every loaded file (data, node positions, lines) back to the
-parent; on 2 CPUs that costs more than reading in parallel saves (1,000
-plan types: 1.7 to 2.4 s in one process, 2.4 to 3.4 s with two workers).
-"""
+MAX_AUTO_JOBS = 8
+"""Most processes ``--jobs 0`` (auto) reads files in."""
 
 
 def auto_jobs(cpus: int | None) -> int:
-    """The worker count ``--jobs 0`` means on a machine with ``cpus`` CPUs."""
-    return cpus if cpus is not None and cpus >= PARALLEL_MIN_CPUS else 1
+    """Processes reading files with ``--jobs 0`` on a machine with ``cpus`` CPUs.
+
+    Workers send back only each file's text and plain data (positions are
+    found again only for a reported problem, see :mod:`planpolicy.readahead`),
+    so one per CPU wins from 2 CPUs on.
+    """
+    return 1 if cpus is None or cpus < 2 else min(cpus, MAX_AUTO_JOBS)
 
 
 def auto_check_jobs(cpus: int | None) -> int:
