@@ -74,7 +74,7 @@ from orchestrator.ledger import (
 )
 from orchestrator.policy import PolicyRuntime
 from orchestrator.records import Fence, Page, PlanRef, StepAttempt
-from planpolicy.plan import PlanStatus, RevenuePlanV1, StepStatus
+from planpolicy.plan import PlanStatus, RevenuePlanV1, StepStatus, replaced
 from planpolicy.scenario import FactChange, ScriptOutcome, ScriptRule, ceil_to_grid
 
 __all__ = ["ScriptedExecutor", "SkippingStore", "TimelineAccounts", "uniform"]
@@ -513,8 +513,8 @@ class SkippingStore:
     def _view(self, plan: RevenuePlanV1, track: _Track | None) -> RevenuePlanV1:
         """The plan as a real store would hold it now (idle looks applied).
 
-        ``plan`` is the inner store's detached copy, which no one else holds: it
-        is changed in place (what ``model_copy(update=...)`` would give).
+        ``plan`` is the inner store's plan (sealed, shared): a plan with idle
+        looks applied is a copy of it with those fields replaced.
         """
         if track is None:
             return plan
@@ -530,10 +530,7 @@ class SkippingStore:
                 update.update({"updated_at": updated, "next_due_at": due})
         if skipped:
             update["version"] = plan.version + skipped
-        if update:
-            plan.__dict__.update(update)
-            plan.__pydantic_fields_set__.update(update)
-        return plan
+        return replaced(plan, update) if update else plan
 
     def _realize(self, track: _Track) -> None:
         """Someone other than the poll loop writes the plan now: its sleep ends."""
