@@ -14,6 +14,12 @@ Rules every adapter keeps:
   durable operation; the store assigns ``seq`` and chains hashes.
 - Ledger entries are never updated or deleted: there is no API for it.
 - Time is never read from the wall clock: callers pass ``now``.
+- Nothing a caller holds can change what a store keeps, neither what it passed
+  in nor what it got back. Plans and steps are frozen records; a changed plan
+  is a copy (:func:`planpolicy.plan.replaced`). The durable stores decode a new
+  plan for every read; the memory store hands out the plan it keeps, to every
+  reader, sealed (:func:`planpolicy.plan.read_only`: its step list and
+  parameters refuse changes in place too).
 """
 
 from __future__ import annotations

@@ -3,16 +3,25 @@
 A plan is data: the engine never stores derived facts on it. Its risk is the
 highest risk of its steps under the bundle's RiskPolicy (see
 :meth:`planpolicy.model.PolicyBundle.plan_risk`), computed on demand.
+
+Plans and steps are frozen records: assigning a field raises, and a changed
+plan is a copy (:func:`replaced`, ``model_copy(update=...)``). Their lists and
+dicts are ordinary ones, except in a plan that :func:`read_only` has sealed
+(what the memory store shares between its readers): there the step list and
+each step's parameters refuse changes in place too, so nothing reachable from
+the plan can change.
 """
 
 from __future__ import annotations
 
+import copy
 import enum
 import json
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, SupportsIndex, TypeVar
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -22,11 +31,14 @@ __all__ = [
     "PlanFileError",
     "PlanStatus",
     "PlanStep",
+    "ReadOnlyDict",
+    "ReadOnlyList",
     "RevenuePlanV1",
     "StepStatus",
     "dump_plan",
     "load_plan",
     "new_step_id",
+    "read_only",
     "replaced",
 ]
 
@@ -69,7 +81,9 @@ def new_step_id() -> uuid.UUID:
 
 
 class _Rec(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """A frozen record: assigning a field raises; a changed record is a copy (:func:`replaced`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class PlanStep(_Rec):
@@ -185,6 +199,146 @@ def replaced(model: _M, update: dict[str, Any]) -> _M:
         private = {k: v for k, v in private.items() if v is not PydanticUndefined}
     _set_attr(out, "__pydantic_private__", private)
     return out
+
+
+def _refused(container: object) -> TypeError:
+    return TypeError(
+        f"{type(container).__name__} is read-only: it belongs to a stored plan shared between "
+        "readers (copy it, e.g. `list(...)` or `dict(...)`, and use `replaced` for a changed plan)"
+    )
+
+
+_T = TypeVar("_T")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class ReadOnlyList(list[_T]):
+    """A ``list`` that refuses changes in place: the step list of a :func:`read_only` plan.
+
+    It is a list to everything that reads it (``isinstance``, ``==``, indexing,
+    iteration, JSON and pydantic's serializer); what is made from it
+    (``list(...)``, ``.copy()``, slices, ``+``, ``copy.copy``, ``copy.deepcopy``,
+    pickling) is a plain, mutable list.
+    """
+
+    __slots__ = ()
+
+    def append(self, value: _T, /) -> NoReturn:
+        raise _refused(self)
+
+    def extend(self, values: Iterable[_T], /) -> NoReturn:
+        raise _refused(self)
+
+    def insert(self, index: SupportsIndex, value: _T, /) -> NoReturn:
+        raise _refused(self)
+
+    def pop(self, index: SupportsIndex = -1, /) -> NoReturn:
+        raise _refused(self)
+
+    def remove(self, value: _T, /) -> NoReturn:
+        raise _refused(self)
+
+    def clear(self) -> NoReturn:
+        raise _refused(self)
+
+    def sort(self, *, key: Any = None, reverse: bool = False) -> NoReturn:
+        raise _refused(self)
+
+    def reverse(self) -> NoReturn:
+        raise _refused(self)
+
+    def __setitem__(self, index: Any, value: Any, /) -> NoReturn:
+        raise _refused(self)
+
+    def __delitem__(self, index: Any, /) -> NoReturn:
+        raise _refused(self)
+
+    def __iadd__(self, values: Iterable[_T], /) -> NoReturn:  # type: ignore[misc,override]
+        raise _refused(self)
+
+    def __imul__(self, times: SupportsIndex, /) -> NoReturn:
+        raise _refused(self)
+
+    def __copy__(self) -> list[_T]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[_T]:
+        out: list[_T] = []
+        memo[id(self)] = out
+        out.extend(copy.deepcopy(item, memo) for item in self)
+        return out
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))
+
+
+class ReadOnlyDict(dict[_K, _V]):
+    """A ``dict`` that refuses changes in place: a step's parameters in a :func:`read_only` plan.
+
+    It is a dict to everything that reads it; what is made from it
+    (``dict(...)``, ``.copy()``, ``|``, ``copy.copy``, ``copy.deepcopy``,
+    pickling) is a plain, mutable dict.
+    """
+
+    __slots__ = ()
+
+    def __setitem__(self, key: _K, value: _V, /) -> NoReturn:
+        raise _refused(self)
+
+    def __delitem__(self, key: _K, /) -> NoReturn:
+        raise _refused(self)
+
+    def clear(self) -> NoReturn:
+        raise _refused(self)
+
+    def pop(self, key: Any, default: Any = None, /) -> NoReturn:
+        raise _refused(self)
+
+    def popitem(self) -> NoReturn:
+        raise _refused(self)
+
+    def setdefault(self, key: Any, default: Any = None, /) -> NoReturn:
+        raise _refused(self)
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise _refused(self)
+
+    def __ior__(self, other: Any, /) -> NoReturn:  # type: ignore[misc]
+        raise _refused(self)
+
+    def __copy__(self) -> dict[_K, _V]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[_K, _V]:
+        out: dict[_K, _V] = {}
+        memo[id(self)] = out
+        for key, value in self.items():
+            out[copy.deepcopy(key, memo)] = copy.deepcopy(value, memo)
+        return out
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
+
+
+def read_only(plan: RevenuePlanV1) -> RevenuePlanV1:
+    """Seal ``plan`` in place: its step list and its steps' parameters become read-only.
+
+    With the plan and its steps frozen, nothing reachable from the plan can be
+    changed afterwards, so it can be shared between readers instead of copied
+    for each. ``plan`` must be a plan no one else holds yet (a store's freshly
+    validated stored form): the seal replaces containers inside it. Steps and
+    parameters already sealed are kept as they are.
+    """
+    steps = plan.__dict__["steps"]
+    for step in steps:
+        values = step.__dict__
+        parameters = values["parameters"]
+        if type(parameters) is not ReadOnlyDict:
+            values["parameters"] = ReadOnlyDict(parameters)
+    if type(steps) is not ReadOnlyList:
+        plan.__dict__["steps"] = ReadOnlyList(steps)
+    return plan
 
 
 class PlanFileError(ValueError):

@@ -74,7 +74,7 @@ from orchestrator.ledger import (
 )
 from orchestrator.policy import PolicyRuntime
 from orchestrator.records import Fence, Page, PlanRef, StepAttempt
-from planpolicy.plan import PlanStatus, RevenuePlanV1, StepStatus
+from planpolicy.plan import PlanStatus, RevenuePlanV1, StepStatus, replaced
 from planpolicy.scenario import FactChange, ScriptOutcome, ScriptRule, ceil_to_grid
 
 __all__ = ["ScriptedExecutor", "SkippingStore", "TimelineAccounts", "uniform"]
@@ -254,6 +254,8 @@ class _Track:
     overlay: dict[str, Any] | None = None  # plan fields changed by idle looks since the last write
     entries: int = 0  # ledger entries so far
     offsets: list[tuple[int, int]] = field(default_factory=list)  # (first seq, skipped) per write
+    # the last view handed out: (inner plan, fields replaced, view); see SkippingStore._view
+    view: tuple[RevenuePlanV1, dict[str, Any], RevenuePlanV1] | None = None
 
 
 class SkippingStore:
@@ -513,8 +515,10 @@ class SkippingStore:
     def _view(self, plan: RevenuePlanV1, track: _Track | None) -> RevenuePlanV1:
         """The plan as a real store would hold it now (idle looks applied).
 
-        ``plan`` is the inner store's detached copy, which no one else holds: it
-        is changed in place (what ``model_copy(update=...)`` would give).
+        ``plan`` is the inner store's plan (sealed, shared): a plan with idle
+        looks applied is a copy of it with those fields replaced. The last such
+        copy is handed out again while it would be made the same (the same
+        inner plan, the same fields): a poll reads a plan twice in one turn.
         """
         if track is None:
             return plan
@@ -530,10 +534,14 @@ class SkippingStore:
                 update.update({"updated_at": updated, "next_due_at": due})
         if skipped:
             update["version"] = plan.version + skipped
-        if update:
-            plan.__dict__.update(update)
-            plan.__pydantic_fields_set__.update(update)
-        return plan
+        if not update:
+            return plan
+        last = track.view
+        if last is not None and last[0] is plan and last[1] == update:
+            return last[2]
+        view = replaced(plan, update)
+        track.view = (plan, update, view)
+        return view
 
     def _realize(self, track: _Track) -> None:
         """Someone other than the poll loop writes the plan now: its sleep ends."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from orchestrator.adapters.memory import MemoryStore
 from orchestrator.clock import ManualClock
@@ -27,9 +28,10 @@ from orchestrator.scheduler import Scheduler, SchedulerSettings
 from orchestrator.service import PlanService
 from orchestrator.stores import open_store
 from planpolicy import PolicyBundle, load_bundle
+from planpolicy.plan import ReadOnlyList, RevenuePlanV1
 from planpolicy.scenario import Scenario, load_scenario
 from planpolicy.simulate import WORKER, RunResult, SimOptions, apply_event, events, run
-from planpolicy.simworld import ScriptedExecutor, TimelineAccounts
+from planpolicy.simworld import ScriptedExecutor, SkippingStore, TimelineAccounts
 
 from .conftest import EXAMPLES, REPO
 
@@ -253,3 +255,35 @@ def test_skipping_idle_polls_never_changes_a_ledger(
     exact = run(scenario, bundle, SimOptions(exact=True))
     fast = run(scenario, bundle)
     assert_same(simulated(exact), simulated(fast))
+
+
+def test_the_skipping_stores_views_are_sealed_and_reused_only_when_unchanged(
+    bundle: PolicyBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan with idle looks applied is handed out again only while it would be made the same."""
+    made = SkippingStore._view
+    handed_out: list[RevenuePlanV1] = []
+    reused = 0
+
+    def checked(self: SkippingStore, plan: RevenuePlanV1, track: Any) -> RevenuePlanV1:
+        nonlocal reused
+        last = track.view if track is not None else None
+        if track is not None:
+            track.view = None  # what the view would be without the one kept
+        fresh = made(self, plan, track)
+        if track is not None:
+            track.view = last
+        view = made(self, plan, track)
+        assert view.model_dump(mode="json") == fresh.model_dump(mode="json")
+        assert type(view.steps) is ReadOnlyList  # shared with the inner store: sealed
+        if last is not None and view is last[2]:
+            reused += 1
+        handed_out.append(view)
+        return view
+
+    monkeypatch.setattr(SkippingStore, "_view", checked)
+    result = run(load_scenario(BUSY, bundle), bundle)
+    assert result.stats.idle_looks_skipped > 100
+    assert reused > 10  # a poll's second read in a turn gets the view of its first
+    with pytest.raises(ValidationError, match="frozen"):
+        handed_out[-1].version = 1  # type: ignore[misc]

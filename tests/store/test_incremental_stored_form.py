@@ -1,9 +1,11 @@
 """The memory store's field-by-field stored form equals the full JSON round trip, or stands aside.
 
 ``incremental.stored_update`` may only ever return what ``codec.stored_form``
-returns for the same update (the same values, of the same types, time zones
-included, and the same set fields), and must return ``None`` for every update
-the round trip refuses, so that the store refuses it with the usual message.
+returns for the same update, sealed as the memory store keeps it
+(``read_only``: the same values, of the same types, time zones and read-only
+containers included, and the same set fields), and must return ``None`` for
+every update the round trip refuses, so that the store refuses it with the
+usual message.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from orchestrator.adapters.incremental import stored_update
 from orchestrator.adapters.memory import MemoryStore, detached
 from orchestrator.errors import InvalidUpdate
 from orchestrator.ledger import LedgerEvent
-from planpolicy.plan import PlanStatus, PlanStep, RevenuePlanV1, StepStatus, replaced
+from planpolicy.plan import (
+    PlanStatus,
+    PlanStep,
+    ReadOnlyDict,
+    ReadOnlyList,
+    RevenuePlanV1,
+    StepStatus,
+    read_only,
+    replaced,
+)
 from support.plans import T0, created, draft, make_plan
 
 
@@ -31,13 +42,13 @@ class _Odd(StrEnum):
 
 
 def _stored_plan() -> RevenuePlanV1:
-    """A plan as the memory store holds it: the result of the full round trip."""
+    """A plan as the memory store holds it: the result of the full round trip, sealed."""
     plan = make_plan(steps=3, next_due_at=T0)
     steps = [
         replaced(plan.steps[0], {"parameters": {"channel": "email", "n": 2, "x": 1.5, "b": True}}),
         *plan.steps[1:],
     ]
-    return codec.stored_form(replaced(plan, {"steps": steps}), version=3)[0]
+    return read_only(codec.stored_form(replaced(plan, {"steps": steps}), version=3)[0])
 
 
 _TIMES: list[Any] = [
@@ -145,7 +156,7 @@ def _same(mine: Any, full: Any) -> None:
 def _check(stored: RevenuePlanV1, update: RevenuePlanV1, version: int = 4) -> RevenuePlanV1 | None:
     mine = stored_update(stored, update, version)
     try:
-        full = codec.stored_form(update, version=version)[0]
+        full = read_only(codec.stored_form(update, version=version)[0])
     except InvalidUpdate:
         assert mine is None, "an update the round trip refuses was accepted"
         return None
@@ -158,15 +169,17 @@ def _check(stored: RevenuePlanV1, update: RevenuePlanV1, version: int = 4) -> Re
 @given(
     plan_changes=_plan_changes,
     step_changes=st.lists(_step_changes, min_size=3, max_size=3),
-    shape=st.sampled_from(["same", "append", "reverse", "drop", "shared"]),
+    shape=st.sampled_from(["same", "append", "reverse", "drop", "kept"]),
+    source=st.sampled_from(["shared", "detached"]),
 )
 def test_field_by_field_equals_the_full_round_trip(
-    plan_changes: dict[str, Any], step_changes: list[dict[str, Any]], shape: str
+    plan_changes: dict[str, Any], step_changes: list[dict[str, Any]], shape: str, source: str
 ) -> None:
     stored = _stored_plan()
-    copy = detached(stored)  # what the store hands out and a caller changes
+    # what the store hands out (the stored plan itself), or a caller's deep copy of it
+    held = stored if source == "shared" else detached(stored)
     steps = []
-    for step, wanted in zip(copy.steps, step_changes, strict=True):
+    for step, wanted in zip(held.steps, step_changes, strict=True):
         changes = dict(wanted)
         if changes.get("parameters") == "same":
             changes["parameters"] = dict(step.parameters)
@@ -177,35 +190,40 @@ def test_field_by_field_equals_the_full_round_trip(
         steps.reverse()
     elif shape == "drop":
         steps = steps[:1]
-    elif shape == "shared":
-        steps[0] = stored.steps[0]  # the store's own step object (never handed out)
-    update = replaced(copy, {**plan_changes, "steps": steps})
+    elif shape == "kept":
+        steps = stored.steps  # the store's own (read-only) step list
+    update = replaced(held, {**plan_changes, "steps": steps})
     mine = _check(stored, update)
-    if mine is not None:  # it shares nothing mutable with what the caller holds
-        assert mine.steps is not update.steps
-        for held, kept in zip(update.steps, mine.steps, strict=True):
-            assert held is not kept or held is stored.steps[0]
-            assert held.parameters is not kept.parameters or held is stored.steps[0]
+    if mine is not None:  # it keeps nothing mutable the caller holds
+        assert type(mine.steps) is ReadOnlyList
+        assert mine.steps is not update.steps or update.steps is stored.steps
+        for given_step, kept in zip(update.steps, mine.steps, strict=True):
+            assert type(kept.parameters) is ReadOnlyDict
+            assert given_step is not kept or any(kept is s for s in stored.steps)
 
 
 def test_what_the_poll_loop_writes_takes_the_short_way() -> None:
     stored = _stored_plan()
-    copy = detached(stored)
     now = datetime(2025, 3, 2, 9, 0, tzinfo=UTC)
     steps = [
         replaced(
-            copy.steps[0], {"status": StepStatus.SUCCEEDED, "attempts": 1, "completed_at": now}
+            stored.steps[0], {"status": StepStatus.SUCCEEDED, "attempts": 1, "completed_at": now}
         ),
-        *copy.steps[1:],
+        *stored.steps[1:],
     ]
     update = replaced(
-        copy, {"steps": steps, "updated_at": now, "next_due_at": now, "status": "ACTIVE"}
+        stored, {"steps": steps, "updated_at": now, "next_due_at": now, "status": "ACTIVE"}
     )
     mine = _check(stored, update)
     assert mine is not None
     assert mine.steps[1] is stored.steps[1]  # unchanged steps are the stored ones
+    assert mine.steps[0].parameters is stored.steps[0].parameters
     assert mine.steps[0].completed_at == now
     assert mine.version == 4
+    again = replaced(mine, {"updated_at": now + timedelta(minutes=5)})
+    later = _check(mine, again, version=5)
+    assert later is not None
+    assert later.steps is mine.steps  # an unchanged step list is kept whole
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@
 to JSON and validating it back, which refuses an invalid plan and gives what a
 durable store reads back. A write of the poll loop changes a few fields of a
 plan it has just read (``updated_at``, ``next_due_at``, a step's status, ...)
-and hands every other field back unchanged: the very objects the store's
-copy holds, as a detached copy shares its immutable values.
+and hands every other field back unchanged: the very objects the stored plan
+holds (the memory store hands out the plan it keeps, sealed), its steps
+included, or their immutable values when the plan was copied.
 
 :func:`stored_update` uses that. A field whose value is the stored plan's own
 object is a value the round trip has already given, so it is kept as it is
@@ -18,8 +19,10 @@ field that fails its round trip, a changed step list), ``None`` is returned
 and the caller falls back to :func:`~orchestrator.adapters.codec.stored_form`,
 which refuses the plan with its usual message or stores it.
 
-Only the memory store uses this: it keeps decoded plans. The durable stores
-need the JSON text anyway.
+Only the memory store uses this: it keeps decoded plans, sealed
+(:func:`planpolicy.plan.read_only`), and so is what this makes: a new step
+list and new parameters are read-only, like the stored ones it keeps. The
+durable stores need the JSON text anyway.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any, Final, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, SchemaSerializer, SchemaValidator
 
-from planpolicy.plan import PlanStep, RevenuePlanV1
+from planpolicy.plan import PlanStep, ReadOnlyDict, ReadOnlyList, RevenuePlanV1
 
 __all__ = ["stored_update"]
 
@@ -101,6 +104,7 @@ class _FieldTrips(Generic[_M]):
 
 _PLAN: Final = _FieldTrips(RevenuePlanV1)
 _STEP: Final = _FieldTrips(PlanStep)
+_LISTS: Final = (list, ReadOnlyList)
 
 
 def _same_flat_dict(new: Any, old: Any) -> bool:
@@ -126,10 +130,12 @@ def _stored_step(old: PlanStep, new: object) -> PlanStep | None:
     for name in names:
         value = values[name]
         if name == "parameters" and _same_flat_dict(value, before[name]):
-            continue  # a detached copy of the stored dict: keep the stored one
+            continue  # a copy of the stored dict: keep the stored one
         checked = _STEP.round_trip(name, value)
         if checked is _UNPROVEN:
             return None
+        if name == "parameters":
+            checked = ReadOnlyDict(checked)
         if stored is None:
             stored = dict(before)
         stored[name] = checked
@@ -146,7 +152,8 @@ def stored_update(stored: RevenuePlanV1, plan: RevenuePlanV1, version: int) -> R
     result cannot be shown equal to the full round trip's without making it,
     including whenever the full round trip would refuse ``plan``: the caller
     then makes it. The result shares the unchanged steps and values of
-    ``stored`` and no mutable object with ``plan``.
+    ``stored`` and no mutable object with ``plan``; its step list and
+    parameters are read-only, as in ``stored``.
     """
     names = _PLAN.changed(plan, stored)
     if names is None or type(version) is not int or version < 1:
@@ -159,7 +166,7 @@ def stored_update(stored: RevenuePlanV1, plan: RevenuePlanV1, version: int) -> R
             continue
         if name == "steps":
             kept = out[name]
-            if type(value) is not list or len(value) != len(kept):
+            if type(value) not in _LISTS or len(value) != len(kept):
                 return None
             steps = []
             for old, new in zip(kept, value, strict=True):
@@ -167,7 +174,8 @@ def stored_update(stored: RevenuePlanV1, plan: RevenuePlanV1, version: int) -> R
                 if step is None:
                     return None
                 steps.append(step)
-            out[name] = steps
+            if any(map(is_not, steps, kept)):
+                out[name] = ReadOnlyList(steps)
             continue
         checked = _PLAN.round_trip(name, value)
         if checked is _UNPROVEN:

@@ -6,13 +6,19 @@ under one lock, and nothing survives the process.
 Plans and attempts are kept decoded. A plan is written the way a durable
 adapter writes it (encoded to JSON and validated back, so an invalid plan is
 refused and the stored form is exactly what a durable store would read back),
-but only once per write; reads then hand out a detached copy instead of
-decoding JSON again. An update that hands back the stored plan's own values
-for most fields (a detached copy changed in a few places) takes that round
-trip field by field, for the changed fields only
-(:func:`orchestrator.adapters.incremental.stored_update`): the same result. Every plan and attempt that goes out is such a copy (its
-lists, dicts and nested models are new objects; immutable values are shared),
-so a caller can never change the store by mutating what it was given.
+but only once per write. An update that hands back the stored plan's own
+values for most fields (a plan read from the store and changed in a few
+places) takes that round trip field by field, for the changed fields only
+(:func:`orchestrator.adapters.incremental.stored_update`): the same result.
+
+Plans are shared, not copied: the stored form is sealed
+(:func:`planpolicy.plan.read_only`: the plan and its steps are frozen records,
+the step list and the parameters refuse changes in place), so reads and
+writes hand out the very plan the store keeps, and a caller can no more
+change the store through it than through a plan decoded from JSON. What a
+caller passes in is never kept: its changed fields go through the round trip,
+which makes new values. Attempts, whose outcomes are plain dicts, go out as
+detached copies (:func:`detached`).
 
 Ledger entries, written often and read rarely, are kept as JSON. A write
 places its entries (seq, plan version) and keeps their JSON data; the hash
@@ -60,7 +66,7 @@ from orchestrator.ledger import (
     data_hash,
 )
 from orchestrator.records import Fence, Page, PlanRef, StepAttempt
-from planpolicy.plan import RevenuePlanV1
+from planpolicy.plan import RevenuePlanV1, read_only
 
 __all__ = ["MemoryStore", "detached"]
 
@@ -319,7 +325,7 @@ class _Ledger:
 
 @dataclass(slots=True)
 class _PlanRow:
-    plan: RevenuePlanV1  # the stored form; never handed out, only detached copies of it
+    plan: RevenuePlanV1  # the stored form, sealed (read_only): handed out as it is
     holds_guard: bool = False
 
 
@@ -359,7 +365,7 @@ class MemoryStore:
     def create_plan(self, plan: RevenuePlanV1, entries: Sequence[LedgerDraft]) -> RevenuePlanV1:
         """See :meth:`orchestrator.ports.PlanStore.create_plan`."""
         codec.check_entries(entries, at_least=1)
-        stored, _ = codec.stored_form(plan, version=1)
+        stored = read_only(codec.stored_form(plan, version=1)[0])
         key = (plan.tenant_id, plan.plan_id)
         with self._lock:
             if key in self._state.plans:
@@ -368,12 +374,12 @@ class MemoryStore:
             ledger.add(*key, entries, plan_version=1)
             self._put_plan(stored)
             self._state.ledger[key] = ledger
-        return detached(stored)
+        return stored
 
     def get_plan(self, tenant_id: str, plan_id: str) -> RevenuePlanV1:
         """See :meth:`orchestrator.ports.PlanStore.get_plan`."""
         with self._lock:
-            return detached(self._row(tenant_id, plan_id).plan)
+            return self._row(tenant_id, plan_id).plan
 
     def list_plans(
         self,
@@ -399,7 +405,7 @@ class MemoryStore:
             ]
         rows.sort(key=lambda row: codec.list_key(row.plan))
         page = rows[:limit]
-        items = [detached(row.plan) for row in page]
+        items = [row.plan for row in page]
         more = len(rows) > limit
         next_cursor = codec.encode_cursor(scope, codec.list_key(page[-1].plan)) if more else None
         return Page(items=items, next_cursor=next_cursor)
@@ -441,9 +447,8 @@ class MemoryStore:
                     raise NotFound(plan.tenant_id, attempt.idempotency_key, "attempt")
             # every check passed: apply all of it
             new_version = expected_version + 1
-            stored = (
-                stored_update(row.plan, plan, new_version)
-                or codec.stored_form(plan, version=new_version)[0]
+            stored = stored_update(row.plan, plan, new_version) or read_only(
+                codec.stored_form(plan, version=new_version)[0]
             )
             self._state.ledger[key].add(*key, entries, plan_version=new_version)
             holds = row.holds_guard
@@ -458,7 +463,7 @@ class MemoryStore:
                 assert fence is not None  # check_update_args guarantees it
                 stamped = codec.checked_attempt(attempt, fence=fence.token)
                 self._state.attempts[self._attempt_key(attempt)] = stamped
-        return detached(stored)
+        return stored
 
     def active_plan_for(self, tenant_id: str, account_id: str, plan_type: str) -> str | None:
         """See :meth:`orchestrator.ports.PlanStore.active_plan_for`."""
@@ -622,7 +627,7 @@ class MemoryStore:
         return row
 
     def _put_plan(self, plan: RevenuePlanV1, *, holds_guard: bool = False) -> None:
-        """Keep ``plan``, the stored form of :func:`codec.stored_form` (no caller holds it)."""
+        """Keep ``plan``, a sealed stored form (made by the store: no caller held it before)."""
         self._state.plans[(plan.tenant_id, plan.plan_id)] = _PlanRow(
             plan=plan, holds_guard=holds_guard
         )
