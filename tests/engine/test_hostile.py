@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.engine.conftest import PolicyTree
 
 BOMB = """\
@@ -75,3 +77,23 @@ def test_usage_error_exits_2(tmp_path: Path) -> None:
     done = _run("--format", "yaml")
     assert done.returncode == 2
     assert "invalid choice" in done.stderr
+
+
+@pytest.mark.parametrize("code", range(128))
+def test_every_ascii_character_is_refused_exactly_as_yaml_refuses_it(code: int) -> None:
+    from planpolicy import loader
+
+    for text in (chr(code), f"kind: a{chr(code)}b\n", f"x: 1\n# {chr(code)}\n" * 3):
+        fast = loader._refused_character(text)
+        slow = loader._NON_PRINTABLE_RE.search(text)
+        assert (fast is None) == (slow is None), repr(text)
+        if fast is not None and slow is not None:
+            assert fast.start() == slow.start()
+
+
+@given(st.text(max_size=60))
+def test_refused_characters_found_as_the_full_check_finds_them(text: str) -> None:
+    from planpolicy import loader
+
+    fast, slow = loader._refused_character(text), loader._NON_PRINTABLE_RE.search(text)
+    assert (fast and fast.start()) == (slow and slow.start())

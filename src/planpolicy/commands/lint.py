@@ -83,8 +83,6 @@ def _skip_pydantic_plugins() -> None:
 def run(args: argparse.Namespace) -> int:
     _skip_pydantic_plugins()
     from planpolicy.collector import long_operation
-    from planpolicy.lint import run_lint
-    from planpolicy.lint.formats import FORMATS, auto_format
 
     if args.limit < 1:
         print("planpolicy lint: error: --limit must be at least 1", file=sys.stderr)
@@ -96,8 +94,12 @@ def run(args: argparse.Namespace) -> int:
     check_jobs = args.jobs or auto_check_jobs(os.cpu_count())
     # Loaded documents (and their node trees) live until exit and linting makes
     # little cyclic garbage (~15,000 objects for 1,000 plan types, no cache):
-    # collections would only rescan them, so none runs during the run.
+    # collections would only rescan them, so none runs during the run, nor
+    # while its modules are imported (a tenth of linting one file).
     with long_operation(pause=True):
+        from planpolicy.lint import run_lint
+        from planpolicy.lint.formats import FORMATS, auto_format
+
         report = run_lint(
             args.paths or list(DEFAULT_PATHS),
             base=args.base,
