@@ -2,18 +2,29 @@
 
 Exit codes (documented in the README): 0 success, 1 problems found (lint
 errors, failed tests or expectations), 2 usage error, 3 the gate denies.
+
+The ``planpolicy`` program is :func:`entry`. A verb module that sets
+``QUICK_EXIT = True`` (lint, simulate: one batch job, then exit) lets the
+program end without tearing its heap down object by object, as mypy does:
+after linting 1,000 plan types that took 0.4 to 0.8 s, a third of the run.
+Output is flushed and exit handlers run first, as on a normal exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import importlib
+import os
 import sys
+import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from planpolicy import __version__
 
-__all__ = ["COMMANDS", "EXIT_DENY", "EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["COMMANDS", "EXIT_DENY", "EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "entry", "main"]
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -53,12 +64,17 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
-        command.set_defaults(_run=module.run)
+        command.set_defaults(_run=module.run, _quick_exit=getattr(module, "QUICK_EXIT", False))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    return _main(argv)[0]
+
+
+def _main(argv: Sequence[str] | None) -> tuple[int, bool]:
+    """The exit code, and whether the verb lets the program exit without teardown."""
     words = list(sys.argv[1:] if argv is None else argv)
     first = words[0] if words else None
     known = {name.rpartition(".")[2] for name in COMMANDS}
@@ -66,15 +82,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(words)
     if getattr(args, "_run", None) is None:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, False
     try:
         code: int = args._run(args)
     except KeyboardInterrupt:
-        return 130
+        return 130, False
     except BrokenPipeError:
-        return EXIT_OK
-    return code
+        return EXIT_OK, False
+    return code, bool(getattr(args, "_quick_exit", False))
+
+
+def entry() -> NoReturn:
+    """The ``planpolicy`` program: :func:`main`, then exit (quickly where the verb allows)."""
+    code, quick = _main(None)
+    if quick:
+        _quick_exit(code)
+    sys.exit(code)
+
+
+def _quick_exit(code: int) -> NoReturn:
+    """Exit with ``code`` without freeing every object first (the system frees the memory).
+
+    Standard output and error are flushed and exit handlers run, as on a
+    normal exit; with other threads still running, the exit is a normal one.
+    """
+    if threading.active_count() > 1:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        # the reader may have gone away, or the stream was closed
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

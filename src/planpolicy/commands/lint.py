@@ -10,6 +10,7 @@ from planpolicy.diagnostics import DEFAULT_LIMIT
 
 NAME = "lint"
 HELP = "check policy files and report every problem with its location"
+QUICK_EXIT = True  # one batch job, then exit: no heap teardown (see planpolicy.cli)
 DEFAULT_PATHS = ("policies", "plan_types")
 
 

@@ -21,6 +21,7 @@ _R = TypeVar("_R")
 
 NAME = "simulate"
 HELP = "dry-run plans over virtual time with the production engine (timeline, JSON trace, HTML)"
+QUICK_EXIT = True  # one batch job, then exit: no heap teardown (see planpolicy.cli)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
