@@ -10,8 +10,7 @@ from that cache. What the compiler then reports is therefore what a warm
 cache gives, and anything the worker did not deliver (it failed, or a result
 is never cached) is simply checked here when the compiler asks for it.
 
-Only POSIX ``fork`` is used (no ``multiprocessing``: importing and starting
-it costs more than it saves here).
+The worker is forked (:mod:`planpolicy.forked`).
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import json
 import os
 from collections.abc import Iterable
 
+from planpolicy import forked
 from planpolicy.cel import CelEnvironment, build_check_parser
 
 __all__ = ["MIN_EXPRESSIONS", "check_ahead"]
@@ -45,29 +45,17 @@ def check_ahead(
         return 0
     build_check_parser()  # before forking: not built in both processes
     theirs, ours = todo[: len(todo) // 2], todo[len(todo) // 2 :]
-    try:
-        reader, writer = os.pipe()
-        pid = os.fork()
-    except OSError:
+    worker = forked.start(
+        lambda: json.dumps(
+            [[s, b, env.compile_encoded(s, b)] for s, b in theirs], separators=(",", ":")
+        ).encode()
+    )
+    if worker is None:
         return 0
-    if pid == 0:  # the worker
-        status = 1
-        try:
-            os.close(reader)
-            results = [[s, b, env.compile_encoded(s, b)] for s, b in theirs]
-            data = json.dumps(results, separators=(",", ":")).encode()
-            with os.fdopen(writer, "wb") as out:
-                out.write(data)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(writer)
     for source, expect_bool in ours:
         env.compile(source, expect_bool=expect_bool)
-    with os.fdopen(reader, "rb") as incoming:
-        data = incoming.read()
-    _pid, status = os.waitpid(pid, 0)
-    if status != 0:
+    data = forked.collect(worker)
+    if data is None:
         return 0
     return _adopt(env, data)
 

@@ -10,8 +10,9 @@ composing its text again here, and only when a diagnostic asks for one
 (:func:`planpolicy.loader.restore_file`). What is reported is therefore the
 same as when this process reads everything.
 
-Only POSIX ``fork`` is used; where it is unavailable, or a worker fails or
-sends something unreadable, this process reads that share itself.
+Workers are forked (:mod:`planpolicy.forked`); where that is unavailable, or
+a worker fails or sends something unreadable, this process reads that share
+itself.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from planpolicy import forked
 from planpolicy.diagnostics import Diagnostic, DiagnosticSink, Location, Severity
 from planpolicy.loader import LoadLimits, SourceFile, load_file_text, restore_file
 
@@ -57,41 +59,15 @@ def read_files(paths: Sequence[Path], limits: LoadLimits, jobs: int) -> list[Loa
     return results
 
 
-def _start(share: list[Path], limits: LoadLimits) -> tuple[int, int] | None:
-    """Fork a worker reading ``share``: its (pid, pipe to read), or None."""
-    try:
-        reader, writer = os.pipe()
-    except OSError:
-        return None
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(reader)
-        os.close(writer)
-        return None
-    if pid == 0:  # the worker
-        status = 1
-        try:
-            os.close(reader)
-            data = marshal.dumps([_encode(path, limits) for path in share])
-            with os.fdopen(writer, "wb") as out:
-                out.write(data)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(writer)
-    return pid, reader
+def _start(share: list[Path], limits: LoadLimits) -> forked.Worker | None:
+    """Fork a worker reading ``share``."""
+    return forked.start(lambda: marshal.dumps([_encode(path, limits) for path in share]))
 
 
-def _collect(worker: tuple[int, int] | None, count: int) -> list[Loaded] | None:
+def _collect(worker: forked.Worker | None, count: int) -> list[Loaded] | None:
     """A worker's results, or None when it failed or sent something else."""
-    if worker is None:
-        return None
-    pid, reader = worker
-    with os.fdopen(reader, "rb") as incoming:
-        data = incoming.read()
-    _pid, status = os.waitpid(pid, 0)
-    if status != 0:
+    data = None if worker is None else forked.collect(worker)
+    if data is None:
         return None
     try:
         items = marshal.loads(data)
