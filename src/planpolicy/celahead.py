@@ -52,8 +52,12 @@ def check_ahead(
     )
     if worker is None:
         return 0
-    for source, expect_bool in ours:
-        env.compile(source, expect_bool=expect_bool)
+    try:
+        for source, expect_bool in ours:
+            env.compile(source, expect_bool=expect_bool)
+    except BaseException:  # interrupted: leave no fd or process behind
+        forked.abandon(worker)
+        raise
     data = forked.collect(worker)
     if data is None:
         return 0

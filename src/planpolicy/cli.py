@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
 import importlib
 import os
 import sys
@@ -103,16 +102,21 @@ def entry() -> NoReturn:
 def _quick_exit(code: int) -> NoReturn:
     """Exit with ``code`` without freeing every object first (the system frees the memory).
 
-    Standard output and error are flushed and exit handlers run, as on a
-    normal exit; with other threads still running, the exit is a normal one.
+    As on a normal exit, exit handlers run and then standard output and error
+    are flushed; output that cannot be written (other than to a reader that
+    went away) makes the exit code 120, as Python's own exit does. With other
+    threads still running, the exit is a normal one.
     """
     if threading.active_count() > 1:
         sys.exit(code)
-    for stream in (sys.stdout, sys.stderr):
-        # the reader may have gone away, or the stream was closed
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            stream.flush()
     atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away, or it was closed
+            pass
+        except OSError:
+            code = code or 120
     os._exit(code)
 
 

@@ -9,11 +9,13 @@ an exception: the caller then does that share itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Worker", "collect", "start"]
+__all__ = ["Worker", "abandon", "collect", "start"]
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,26 @@ def start(work: Callable[[], bytes]) -> Worker | None:
 
 
 def collect(worker: Worker) -> bytes | None:
-    """What ``worker`` sent, once it has ended; None when it failed."""
+    """What ``worker`` sent, once it has ended; None when it failed.
+
+    Where the worker's status cannot be known (``SIGCHLD`` ignored, so the
+    system reaped it), what it sent is returned: callers check that it
+    decodes, so a worker that died midway still delivers nothing usable.
+    """
     with os.fdopen(worker.reader, "rb") as incoming:
         data = incoming.read()
-    _pid, status = os.waitpid(worker.pid, 0)
+    try:
+        _pid, status = os.waitpid(worker.pid, 0)
+    except ChildProcessError:
+        return data
     return data if status == 0 else None
+
+
+def abandon(worker: Worker) -> None:
+    """Stop ``worker`` and release its pipe and process (when its results are not wanted)."""
+    with contextlib.suppress(OSError):
+        os.close(worker.reader)
+    with contextlib.suppress(OSError):
+        os.kill(worker.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(worker.pid, 0)

@@ -50,12 +50,19 @@ def read_files(paths: Sequence[Path], limits: LoadLimits, jobs: int) -> list[Loa
     size = -(-len(paths) // jobs)
     shares = [list(paths[i : i + size]) for i in range(0, len(paths), size)]
     workers = [_start(share, limits) for share in shares[1:]]
-    results = [read_one(path, limits) for path in shares[0]]
-    for share, worker in zip(shares[1:], workers, strict=True):
-        delivered = _collect(worker, len(share))
-        if delivered is None:
-            delivered = [read_one(path, limits) for path in share]
-        results.extend(delivered)
+    waiting = [worker for worker in workers if worker is not None]
+    try:
+        results = [read_one(path, limits) for path in shares[0]]
+        for share, worker in zip(shares[1:], workers, strict=True):
+            if worker is not None:
+                waiting.remove(worker)
+            delivered = _collect(worker, len(share))
+            if delivered is None:
+                delivered = [read_one(path, limits) for path in share]
+            results.extend(delivered)
+    finally:
+        for worker in waiting:  # only when interrupted: no fd or process is left behind
+            forked.abandon(worker)
     return results
 
 

@@ -129,3 +129,69 @@ def test_few_files_are_read_in_this_process(
     paths = discover([REPO / "policies", REPO / "plan_types"])
     results = readahead.read_files(paths, LoadLimits(), 8)
     assert all(f is not None for f, _ in results)
+
+
+def test_workers_are_reaped_when_the_system_reaps_children(tmp_path: Path) -> None:
+    """With SIGCHLD ignored the worker's status is unknown: its results still count."""
+    import subprocess
+    import sys
+
+    _files(tmp_path, 20)
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        "from pathlib import Path\n"
+        "from planpolicy import readahead\n"
+        "from planpolicy.loader import LoadLimits\n"
+        "readahead.MIN_FILES = 8\n"
+        "paths = sorted(Path(sys.argv[1]).glob('*.yaml'))\n"
+        "shared = readahead.read_files(paths, LoadLimits(), 2)\n"
+        "alone = readahead.read_files(paths, LoadLimits(), 1)\n"
+        "print([d for _, d in shared] == [d for _, d in alone], len(shared))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "20"]
+
+
+def test_an_interrupted_read_leaves_no_worker_or_pipe_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planpolicy import forked
+
+    monkeypatch.setattr(readahead, "MIN_FILES", 8)
+    paths = _files(tmp_path, 30)
+    started: list[int] = []
+    start = forked.start
+
+    def recording(work: object) -> forked.Worker | None:
+        worker = start(work)  # type: ignore[arg-type]
+        if worker is not None:
+            started.append(worker.pid)
+        return worker
+
+    monkeypatch.setattr(forked, "start", recording)
+    read_one = readahead.read_one
+    calls: list[Path] = []
+
+    def interrupted(path: Path, limits: LoadLimits) -> object:
+        calls.append(path)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return read_one(path, limits)
+
+    monkeypatch.setattr(readahead, "read_one", interrupted)
+    descriptors = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(KeyboardInterrupt):
+        readahead.read_files(paths, LoadLimits(), 3)
+    assert len(started) == 2
+    for pid in started:  # reaped: no longer this process's children
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    assert len(os.listdir("/proc/self/fd")) == descriptors
