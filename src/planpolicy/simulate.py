@@ -29,8 +29,9 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from planpolicy.collector import long_operation
@@ -44,6 +45,7 @@ from planpolicy.scenario import (
 )
 
 if TYPE_CHECKING:
+    from orchestrator.scheduler import SchedulerSettings
     from orchestrator.service import PlanService
     from planpolicy.model import PolicyBundle
     from planpolicy.simworld import SkippingStore
@@ -81,13 +83,14 @@ _ENTERED = {"APPROVED": "approved", "ACTIVE": "activated", "PAUSED": "paused"}
 
 @dataclass(frozen=True)
 class SimOptions:
-    """How to run: the poll interval modelled, the seed, every idle poll or not."""
+    """How to run: the poll interval modelled, the seed, every idle poll or not, processes."""
 
     tick: timedelta = DEFAULT_TICK
     seed: int = 0
     run: int = 0
     exact: bool = False
     progress: Callable[[float], None] | None = None
+    jobs: int = 0  # processes: 0 auto (see planpolicy.simsplit), 1 this one only
 
     @property
     def seed_key(self) -> str:
@@ -289,19 +292,80 @@ def run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None = N
 
 
 def _run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None) -> RunResult:
-    from orchestrator.clock import ManualClock
-    from orchestrator.policy import PolicyRuntime
-    from orchestrator.scheduler import Scheduler, SchedulerSettings
-    from orchestrator.service import PlanService
-    from planpolicy.simworld import ScriptedExecutor, SkippingStore, TimelineAccounts
+    from orchestrator.scheduler import SchedulerSettings
+    from planpolicy import simsplit
 
     options = options or SimOptions()
     began = time.perf_counter()
+    settings = SchedulerSettings(worker_id=WORKER)
+    pending = events(scenario)
+    jobs = 1
+    if not options.exact:  # the reference run: every look, one process
+        limit = getattr(settings, "max_plans_per_tick", settings.batch)
+        jobs = simsplit.usable_jobs(options.jobs, len(scenario.plans), limit)
+    groups = _split_events(scenario, pending, jobs) if jobs > 1 else [pending]
+    if len(groups) == 1:
+        parts = [_run_part(scenario, bundle, options, settings, pending)]
+    else:
+        quiet = replace(options, progress=None)  # one bar: this process's share
+        parts = simsplit.run_groups(
+            [
+                partial(_run_part, scenario, bundle, options if i == 0 else quiet, settings, group)
+                for i, group in enumerate(groups)
+            ]
+        )
+    return _assemble(scenario, bundle, options, parts, began)
+
+
+def _split_events(scenario: Scenario, pending: list[_Event], jobs: int) -> list[list[_Event]]:
+    """The events in groups of whole accounts, balanced by their number of events."""
+    from planpolicy import simsplit
+
+    account_of = {p.plan.plan_id: p.plan.account_id for p in scenario.plans}
+    owners = [
+        e.plan.plan.account_id
+        if e.plan is not None
+        else account_of.get(e.action.plan_id if e.action is not None else "", "")
+        for e in pending
+    ]
+    groups = simsplit.account_groups(Counter(owners), jobs)
+    where = {account: index for index, group in enumerate(groups) for account in group}
+    out: list[list[_Event]] = [[] for _ in groups]
+    for event, owner in zip(pending, owners, strict=True):
+        out[where[owner]].append(event)
+    return out
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What one process's share of a run gives: its plans, refusals and counts."""
+
+    plans: dict[str, PlanResult]
+    refusals: list[tuple[tuple[datetime, int, int], Refusal]]  # (event order, refusal)
+    ticks: list[datetime]
+    turns: int
+    skipped: int
+    executions: int
+
+
+def _run_part(
+    scenario: Scenario,
+    bundle: PolicyBundle,
+    options: SimOptions,
+    settings: SchedulerSettings,
+    pending: list[_Event],
+) -> _Part:
+    """Run the plans and commands of ``pending`` (whole accounts) to the horizon."""
+    from orchestrator.clock import ManualClock
+    from orchestrator.policy import PolicyRuntime
+    from orchestrator.scheduler import Scheduler
+    from orchestrator.service import PlanService
+    from planpolicy.simworld import ScriptedExecutor, SkippingStore, TimelineAccounts
+
     tick = options.tick
     start, end = scenario.start, scenario.end
     clock = ManualClock(start)
     runtime = PolicyRuntime(bundle)
-    settings = SchedulerSettings(worker_id=WORKER)
     accounts = TimelineAccounts(scenario.tenant, scenario.accounts, scenario.changes)
     executor = ScriptedExecutor(clock, scenario.script, seed=options.seed_key)
     store = SkippingStore(
@@ -320,11 +384,11 @@ def _run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None) -
     service = PlanService(store, runtime, accounts, clock)
     scheduler = Scheduler(service, executor, settings)
 
-    pending = events(scenario)
     position = 0
-    refusals: list[Refusal] = []
+    refusals: list[tuple[tuple[datetime, int, int], Refusal]] = []
+    ticks: list[datetime] = []
     last: datetime | None = None
-    ticks = turns = 0
+    turns = 0
     span = (end - start).total_seconds() or 1.0
     while True:
         due = store.next_due()
@@ -339,13 +403,13 @@ def _run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None) -
             clock.set(event.at)
             refusal = apply_event(service, scenario, event)
             if refusal is not None:
-                refusals.append(refusal)
+                refusals.append(((event.at, event.rank, event.index), refusal))
             continue
         if next_tick is None or next_tick > end:
             break
         clock.set(next_tick)
         summary = scheduler.tick(next_tick)
-        ticks += 1
+        ticks.append(next_tick)
         turns += summary.due
         last = next_tick
         if options.progress is not None:
@@ -354,16 +418,41 @@ def _run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None) -
     store.finish(last_tick)
     if options.progress is not None:
         options.progress(1.0)
+    kept = [e.plan for e in pending if e.plan is not None]
+    return _Part(
+        plans={p.plan.plan_id: _plan_result(store, scenario, p) for p in kept},
+        refusals=refusals,
+        ticks=ticks,
+        turns=turns,
+        skipped=store.skipped,
+        executions=sum(executor.effective_executions.values()),
+    )
 
-    plans = tuple(_plan_result(store, scenario, p) for p in scenario.plans)
+
+def _assemble(
+    scenario: Scenario,
+    bundle: PolicyBundle,
+    options: SimOptions,
+    parts: Sequence[_Part],
+    began: float,
+) -> RunResult:
+    """The run's result from its parts: plans in the scenario's order, refusals in the events'."""
+    found: dict[str, PlanResult] = {}
+    for part in parts:
+        found.update(part.plans)
+    plans = tuple(found[p.plan.plan_id] for p in scenario.plans)
+    keyed = sorted((pair for part in parts for pair in part.refusals), key=lambda pair: pair[0])
+    refusals = [refusal for _key, refusal in keyed]
     timeline = _timeline(scenario, plans, refusals)
     expectations = check_expectations(scenario, plans, refusals)
+    start, end, tick = scenario.start, scenario.end, options.tick
+    ticks = parts[0].ticks if len(parts) == 1 else sorted({t for p in parts for t in p.ticks})
     stats = RunStats(
-        ticks=ticks,
+        ticks=len(ticks),
         ticks_modelled=(end - start) // tick + 1,
-        plan_turns=turns,
-        idle_looks_skipped=store.skipped,
-        executions=sum(executor.effective_executions.values()),
+        plan_turns=sum(p.turns for p in parts),
+        idle_looks_skipped=sum(p.skipped for p in parts),
+        executions=sum(p.executions for p in parts),
         seconds=time.perf_counter() - began,
     )
     return RunResult(
@@ -604,7 +693,7 @@ def monte_carlo(
     failures: list[tuple[int, ExpectationResult]] = []
     progress = options.progress
     for index in range(runs):
-        one = SimOptions(tick=options.tick, seed=options.seed, run=index, exact=options.exact)
+        one = replace(options, run=index, progress=None)
         result = run(scenario, bundle, one)
         for plan in result.plans:
             ends[plan.plan_id][_end_label(plan)] += 1

@@ -61,6 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run every idle poll too (slower; the result is the same)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes one run may use, each taking whole accounts (default: one per CPU, at "
+        "most 8, for 200 plans or more); 1: this process only; the result is the same",
+    )
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument(
         "--progress", action="store_true", default=None, help="show a progress bar on stderr"
@@ -117,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         return _usage(f"no such scenario file `{args.scenario}`")
     if args.runs is not None and args.runs < 1:
         return _usage("`--runs` must be at least 1")
+    if args.jobs < 0:
+        return _usage("`--jobs` must be 0 (auto) or more")
     if args.runs is not None and args.compare_policies:
         return _usage("`--runs` and `--compare-policies` do not go together")
     tick = None
@@ -145,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     bar = ProgressBar(sys.stderr, scenario.name) if show else None
     progress: Callable[[float], None] | None = bar
-    options = SimOptions(tick=tick, seed=args.seed, exact=args.exact, progress=progress)
+    options = SimOptions(
+        tick=tick, seed=args.seed, exact=args.exact, progress=progress, jobs=args.jobs
+    )
     try:
         if args.compare_policies:
             other = load_policies(NAME, args.compare_policies)
