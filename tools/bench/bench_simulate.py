@@ -6,11 +6,15 @@ step, some pending for days; renewals won, lost or still open; P1 tickets
 that come and go; approvals of the HIGH-risk escalation step), then times:
 
 - the simulation in process (loading the scenario and running it), median of
-  ``--runs`` runs; target: under 5 s;
+  ``--runs`` runs; target: under 5 s. A run of this size is split by account
+  over one process per CPU (``--jobs``, as ``planpolicy simulate``); the same
+  run in one process is timed too, alternating with it, for the ratio;
 - the whole command (`planpolicy simulate ... --format json`), once;
-- where the time goes (cProfile over one run), by package and by function.
+- where the time goes (cProfile over one run in one process), by package and
+  by function.
 
     .venv/bin/python tools/bench/bench_simulate.py [--plans 1000] [--days 180] [--runs 3]
+        [--jobs 0] [--no-profile]
 
 ``--replay-cel`` runs the simulation once to record every CEL result, then
 times (and profiles) runs that replay those results instead of evaluating:
@@ -123,6 +127,12 @@ def _date(day: int) -> str:
     return (datetime(2026, 1, 5, tzinfo=UTC) + timedelta(days=day)).strftime("%Y-%m-%dT00:00:00Z")
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its ended (forked) workers."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def _package(filename: str, function: str) -> str:
     if "pydantic_core" in function:
         return "pydantic (plan and ledger models)"
@@ -216,15 +226,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument(
+        "--jobs", type=int, default=0, help="processes per run (default 0: as the command's auto)"
+    )
+    parser.add_argument(
         "--replay-cel",
         action="store_true",
         help="time runs that replay recorded CEL results (the cost of everything but CEL)",
     )
     args = parser.parse_args()
 
-    from planpolicy import load_bundle
+    from planpolicy import load_bundle, simsplit
     from planpolicy.scenario import load_scenario
-    from planpolicy.simulate import run
+    from planpolicy.simulate import SimOptions, run
 
     bundle = load_bundle([str(REPO / "policies"), str(REPO / "plan_types")])
     with tempfile.TemporaryDirectory() as tmp:
@@ -234,16 +247,21 @@ def main() -> int:
         if args.replay_cel:
             replay_cel(lambda: run(load_scenario(path, bundle), bundle))
             print("CEL evaluation replayed from a recording in the timed and profiled runs")
-        samples, cpu, loads = [], [], []
+        split, single = SimOptions(jobs=args.jobs), SimOptions(jobs=1)
+        samples, cpu, loads, alone = [], [], [], []
         result = None
         for _ in range(args.runs):
-            began, began_cpu = time.perf_counter(), time.process_time()
+            began, began_cpu = time.perf_counter(), _cpu()
             scenario = load_scenario(path, bundle)
             loaded = time.perf_counter()
-            result = run(scenario, bundle)
+            result = run(scenario, bundle, split)
             samples.append(time.perf_counter() - began)
-            cpu.append(time.process_time() - began_cpu)
+            cpu.append(_cpu() - began_cpu)
             loads.append(loaded - began)
+            if args.jobs != 1:
+                began = time.perf_counter()
+                run(load_scenario(path, bundle), bundle, single)
+                alone.append(time.perf_counter() - began)
         assert result is not None
         began = time.perf_counter()
         cli = [
@@ -261,7 +279,7 @@ def main() -> int:
         if not args.no_profile:
             profiler = cProfile.Profile()
             profiler.enable()
-            run(load_scenario(path, bundle), bundle)
+            run(load_scenario(path, bundle), bundle, single)
             profiler.disable()
             profile = pstats.Stats(profiler)
 
@@ -274,8 +292,11 @@ def main() -> int:
     print(f"scenario: {args.plans} plans, {args.days} days, {size / 1024:.0f} KiB of YAML")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"cpus: {os.cpu_count()}, load average at the end: {load:.1f}")
+    limit = 10_000  # SchedulerSettings.max_plans_per_tick
+    jobs = simsplit.usable_jobs(args.jobs, args.plans, limit)
     print(
-        f"in process, median of {args.runs}: {median:.2f} s wall, {statistics.median(cpu):.2f} s CPU "
+        f"in process, {jobs} process{'es' if jobs != 1 else ''}, median of {args.runs}: "
+        f"{median:.2f} s wall, {statistics.median(cpu):.2f} s CPU in all processes "
         f"(loading the scenario {statistics.median(loads):.2f} s)"
     )
     print(
@@ -285,6 +306,13 @@ def main() -> int:
     print(
         f"  per plan turn: {1000 * statistics.median(cpu) / max(result.stats.plan_turns, 1):.2f} ms CPU"
     )
+    if alone:
+        single_median = statistics.median(alone)
+        print(
+            f"the same runs in one process (alternating): median {single_median:.2f} s "
+            f"(runs {', '.join(f'{s:.2f}' for s in alone)} s); split/one: "
+            f"{median / single_median:.2f}x"
+        )
     print(f"whole command (--format json): {whole:.2f} s, exit {done.returncode}")
     print(
         f"ticks run: {stats.ticks:,} of {stats.ticks_modelled:,}; plan turns: {stats.plan_turns:,}; "
@@ -297,7 +325,7 @@ def main() -> int:
         for (filename, _line, name), (_cc, _nc, tottime, _ct, _callers) in profile.stats.items():  # type: ignore[attr-defined]
             by_package[_package(filename, name)] += tottime
             total += tottime
-        print("\nown time by package (cProfile, one run):")
+        print("\nown time by package (cProfile, one run in one process):")
         for name, seconds in sorted(by_package.items(), key=lambda kv: -kv[1]):
             print(f"  {name:<52} {seconds / total:6.1%}")
         print("\ntime inside (cumulative, so the rows overlap):")

@@ -1,0 +1,367 @@
+"""A run split over processes by account equals the run in one process.
+
+Each share is a real forked process (``planpolicy.simsplit``). The result
+(plans, ledgers, attempts, timeline, refusals, expectations, counts) must be
+the single process's, field for field, and its JSON report byte for byte; a
+worker killed midway or failing costs time, never a plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.adapters.memory import MemoryStore
+from orchestrator.scheduler import Scheduler
+from planpolicy import PolicyBundle, simreport, simsplit, simulate
+from planpolicy.scenario import Scenario, load_scenario
+from planpolicy.simulate import RunResult, SimOptions, run
+
+from .conftest import EXAMPLES, POLICY_PATHS
+from .test_equivalence import BUSY, assert_same, real_loop, simulated
+
+PROGRAM = Path(sys.executable).parent / "planpolicy"  # the console script, quick exit and all
+ACCOUNTS = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne"]
+PEOPLE = "{alice: [account_executive], mia: [revenue_manager], dana: [revenue_director]}"
+OUTCOMES = [
+    "outcome: succeed",
+    "outcome: fail, error: refused",
+    "outcome: timeout",
+    "outcome: pending, pending_for: 95m",
+    "outcome: pending, pending_for: 2d, then: fail",
+    "outcome: succeed, probability: 0.5",
+]
+COMMANDS = [
+    "do: pause, by: alice",
+    "do: resume, by: dana",
+    "do: abort, by: mia",
+    "do: approve_step, step: ESCALATE_SUPPORT_RISK, by: mia",
+    "do: approve, by: alice",
+]
+
+
+def _at(minutes: int) -> str:
+    return f"day {minutes // 1440} {minutes % 1440 // 60:02d}:{minutes % 60:02d}"
+
+
+def many_accounts(seed: int, plans: int = 14, days: int = 12) -> str:
+    """Plans over several accounts (some share one: a second plan is refused), with commands
+    across them, changes of facts, and outcomes scripted for some plans only."""
+    rng = random.Random(seed)
+    lines = [
+        "apiVersion: planpolicy/v1",
+        "kind: Scenario",
+        f"metadata: {{name: split-{seed}}}",
+        "spec:",
+        "  start: 2026-01-05T00:00:00Z",
+        f"  horizon_days: {days}",
+        f"  people: {PEOPLE}",
+        "  accounts:",
+    ]
+    for account in ACCOUNTS:
+        lines += [
+            f"    {account}:",
+            "      account: {renewal_date: 2026-03-20T00:00:00Z, renewal: {status: AT_RISK}}",
+            f"      signals: {{open_p1_tickets: {rng.randrange(3)}}}",
+        ]
+    lines.append("  plans:")
+    starts = {}
+    for index in range(plans):
+        plan = f"p{index}"
+        starts[plan] = rng.randrange(0, days * 1440 // 2)
+        lines.append(
+            f"    - {{id: {plan}, plan_type: RENEWAL_DEFENSE, account: {rng.choice(ACCOUNTS)}, "
+            f"owner: alice, at: {_at(starts[plan])}, expires_in_days: {rng.randrange(2, days)}}}"
+        )
+    lines.append("  executor:")
+    rules = {
+        (
+            rng.choice(["PREP_RENEWAL_BRIEF", "REQUEST_RENEWAL_MEETING"]),
+            rng.randrange(1, 3),
+            f", plan: p{rng.randrange(plans)}" if rng.random() < 0.4 else "",
+        )
+        for _ in range(rng.randrange(2, 8))
+    }
+    for action, attempt, only in sorted(rules):
+        lines.append(
+            f"    - {{action: {action}, attempt: {attempt}{only}, {rng.choice(OUTCOMES)}}}"
+        )
+    lines.append("  actions:")
+    for plan, begins in starts.items():
+        if rng.random() < 0.85:
+            at = rng.randrange(begins, days * 1440)
+            lines.append(f"    - {{at: {_at(at)}, plan: {plan}, do: approve, by: dana}}")
+        for _ in range(rng.randrange(3)):
+            at = rng.randrange(begins, days * 1440)
+            lines.append(f"    - {{at: {_at(at)}, plan: {plan}, {rng.choice(COMMANDS)}}}")
+    lines.append("  timeline:")
+    lines.append("    - {at: day 0, account: acme, set: {signals.usage_trend: 0.0}}")
+    for _ in range(rng.randrange(3, 12)):
+        account = rng.choice(ACCOUNTS)
+        if rng.random() < 0.3:
+            change = f"account.renewal.status: {rng.choice(['RENEWED', 'LOST'])}"
+        else:
+            change = f"signals.open_p1_tickets: {rng.randrange(3)}"
+        lines.append(
+            f"    - {{at: {_at(rng.randrange(days * 1440))}, account: {account}, "
+            f"set: {{{change}}}}}"
+        )
+    lines.append("  expect:")
+    lines.append("    - {plan: p0, status: COMPLETED}")
+    lines.append("    - {plan: p1, refused: approve, count: 0}")
+    return "\n".join(lines) + "\n"
+
+
+def without_wall_time(result: RunResult) -> dict[str, Any]:
+    """Every field of the result except the seconds it took."""
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    fields["stats"] = dataclasses.replace(result.stats, seconds=0.0)
+    return fields
+
+
+def report(result: RunResult) -> str:
+    return simreport.run_json(
+        dataclasses.replace(result, stats=dataclasses.replace(result.stats, seconds=0.0))
+    )
+
+
+def assert_split_equals_one_process(
+    scenario: Scenario, bundle: PolicyBundle, **kw: Any
+) -> RunResult:
+    one = run(scenario, bundle, SimOptions(jobs=1, **kw))
+    for jobs in (2, 3):
+        split = run(scenario, bundle, SimOptions(jobs=jobs, **kw))
+        assert without_wall_time(split) == without_wall_time(one), f"jobs={jobs}"
+        assert report(split) == report(one), f"jobs={jobs}"
+    return one
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_split_run_equals_one_process(bundle: PolicyBundle, tmp_path: Path, seed: int) -> None:
+    path = tmp_path / "split.yaml"
+    path.write_text(many_accounts(seed))
+    scenario = load_scenario(path, bundle)
+    one = assert_split_equals_one_process(scenario, bundle, seed=seed)
+    assert len({p.account_id for p in one.plans}) >= 3
+
+
+def test_the_random_scenarios_cover_what_splitting_must_keep(
+    bundle: PolicyBundle, tmp_path: Path
+) -> None:
+    seen: set[str] = set()
+    refused = 0
+    for seed in range(12):
+        path = tmp_path / f"split-{seed}.yaml"
+        path.write_text(many_accounts(seed))
+        result = run(load_scenario(path, bundle), bundle, SimOptions(jobs=1, seed=seed))
+        seen |= {i.event for i in result.timeline}
+        refused += len(result.refusals)
+        assert result.stats.idle_looks_skipped > 0
+    # a second plan on an account is rejected at activation: the gate asks about the account
+    assert {"activation_rejected", "completed", "expired", "paused", "aborted"} <= seen
+    assert refused > 0
+
+
+@pytest.mark.parametrize("path", [*sorted(EXAMPLES.glob("*.yaml")), BUSY], ids=lambda p: p.stem)
+def test_examples_split_equal_one_process(bundle: PolicyBundle, path: Path) -> None:
+    assert_split_equals_one_process(load_scenario(path, bundle), bundle)
+
+
+def test_a_split_run_equals_a_real_tick_loop(bundle: PolicyBundle, tmp_path: Path) -> None:
+    path = tmp_path / "split.yaml"
+    path.write_text(many_accounts(3, plans=10, days=8))
+    scenario = load_scenario(path, bundle)
+    store = MemoryStore()
+    store.init()
+    reference = real_loop(scenario, bundle, store, seed="3/0")
+    assert_same(reference, simulated(run(scenario, bundle, SimOptions(jobs=2, seed=3))))
+
+
+def test_monte_carlo_and_compare_split_equal_one_process(
+    bundle: PolicyBundle, tmp_path: Path
+) -> None:
+    path = tmp_path / "split.yaml"
+    path.write_text(many_accounts(5))
+    scenario = load_scenario(path, bundle)
+    one = simulate.monte_carlo(scenario, bundle, 4, SimOptions(jobs=1, seed=9))
+    split = simulate.monte_carlo(scenario, bundle, 4, SimOptions(jobs=2, seed=9))
+    assert (one.plans, one.overall, one.expectations, one.failures) == (
+        split.plans,
+        split.overall,
+        split.expectations,
+        split.failures,
+    )
+    a = simulate.compare(scenario, bundle, bundle, SimOptions(jobs=1))
+    b = simulate.compare(scenario, bundle, bundle, SimOptions(jobs=2))
+    assert a.divergences == b.divergences == ()
+    assert without_wall_time(a.left) == without_wall_time(b.right)
+
+
+# --- the workers ----------------------------------------------------------------------------
+
+
+def test_each_share_runs_in_its_own_process() -> None:
+    pids = simsplit.run_groups([os.getpid, os.getpid, os.getpid])
+    assert pids[0] == os.getpid()
+    assert len(set(pids)) == 3
+
+
+def _only_here(parent: int, value: int) -> int:
+    if os.getpid() != parent:
+        os._exit(3)  # a worker that fails delivers nothing
+    return value
+
+
+def test_a_failing_worker_share_is_run_here() -> None:
+    parent = os.getpid()
+    results = simsplit.run_groups(
+        [lambda: 1, lambda: _only_here(parent, 2), lambda: _only_here(parent, 3)]
+    )
+    assert results == [1, 2, 3]
+
+
+def test_a_result_that_cannot_be_sent_is_made_here() -> None:
+    parent = os.getpid()
+
+    def share() -> Any:
+        return threading.Lock() if os.getpid() != parent else "made here"  # not picklable
+
+    assert simsplit.run_groups([lambda: 0, share]) == [0, "made here"]
+
+
+def test_workers_are_stopped_when_this_share_fails() -> None:
+    def boom() -> int:
+        raise RuntimeError("this share failed")
+
+    def slow() -> int:
+        threading.Event().wait(60)
+        return 0
+
+    with pytest.raises(RuntimeError, match="this share failed"):
+        simsplit.run_groups([boom, slow, slow])
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left behind, running or unreaped
+
+
+def test_a_worker_killed_midway_costs_time_not_plans(
+    bundle: PolicyBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "split.yaml"
+    path.write_text(many_accounts(7))
+    scenario = load_scenario(path, bundle)
+    one = run(scenario, bundle, SimOptions(jobs=1))
+    parent = os.getpid()
+    original = Scheduler.tick
+    ticks = {"n": 0}
+
+    def tick(self: Scheduler, now: Any, **kw: Any) -> Any:
+        ticks["n"] += 1
+        if os.getpid() != parent and ticks["n"] == 5:
+            (tmp_path / f"killed-{os.getpid()}").touch()
+            os.kill(os.getpid(), signal.SIGKILL)  # midway through its share
+        return original(self, now, **kw)
+
+    monkeypatch.setattr(Scheduler, "tick", tick)
+    split = run(scenario, bundle, SimOptions(jobs=3))
+    assert len(list(tmp_path.glob("killed-*"))) == 2  # both workers died
+    assert without_wall_time(split) == without_wall_time(one)
+
+
+# --- when a run is split --------------------------------------------------------------------
+
+
+def test_how_many_processes_a_run_may_use() -> None:
+    assert simsplit.auto_jobs(2, 1000) == 2
+    assert simsplit.auto_jobs(64, 1000) == simsplit.MAX_AUTO_JOBS
+    assert simsplit.auto_jobs(1, 1000) == 1
+    assert simsplit.auto_jobs(None, 1000) == 1
+    assert simsplit.auto_jobs(4, simsplit.MIN_PLANS - 1) == 1
+    assert simsplit.usable_jobs(1, 5000, 10_000) == 1
+    assert simsplit.usable_jobs(3, 10, 10_000) == 3  # asked for: any size
+    # a tick could hold more plans than the scheduler takes: plans would meet, not split
+    assert simsplit.usable_jobs(3, 10_001, 10_000) == 1
+
+
+def test_no_split_while_other_threads_run() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert simsplit.usable_jobs(2, 5000, 10_000) == 1
+    finally:
+        stop.set()
+        other.join()
+    assert simsplit.usable_jobs(2, 5000, 10_000) == 2
+
+
+def test_account_groups_are_balanced_and_stable() -> None:
+    weights = {"a": 9, "b": 7, "c": 5, "d": 4, "e": 3, "f": 1}
+    groups = simsplit.account_groups(weights, 2)
+    assert groups == simsplit.account_groups(dict(reversed(weights.items())), 2)
+    assert sorted(name for group in groups for name in group) == sorted(weights)
+    loads = [sum(weights[n] for n in group) for group in groups]
+    assert abs(loads[0] - loads[1]) <= 1
+    assert simsplit.account_groups({"a": 1}, 4) == [["a"]]
+    assert simsplit.account_groups({}, 2) == []
+
+
+def _without_seconds(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _without_seconds(v) for k, v in data.items() if k != "seconds"}
+    if isinstance(data, list):
+        return [_without_seconds(v) for v in data]
+    return data
+
+
+def test_the_command_gives_the_same_report_with_any_number_of_processes(tmp_path: Path) -> None:
+    path = tmp_path / "split.yaml"
+    path.write_text(many_accounts(11))
+    reports = []
+    for jobs in ("1", "2"):
+        done = subprocess.run(
+            [
+                str(PROGRAM),
+                "simulate",
+                str(path),
+                "--format",
+                "json",
+                "--jobs",
+                jobs,
+                "--policies",
+                POLICY_PATHS[0],
+                "--policies",
+                POLICY_PATHS[1],
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode in (0, 1), done.stderr
+        assert done.stderr == ""
+        reports.append(json.loads(done.stdout))
+    one, split = reports
+    assert len(one["plans"]) == 14
+    assert _without_seconds(one) == _without_seconds(split)
+
+
+def test_the_command_refuses_a_negative_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "split.yaml"
+    path.write_text(many_accounts(0))
+    done = subprocess.run(
+        [str(PROGRAM), "simulate", str(path), "--jobs", "-1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "`--jobs` must be 0 (auto) or more" in done.stderr
