@@ -19,8 +19,10 @@ that fails delivers nothing, and its group is then run in this process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
@@ -82,24 +84,38 @@ def run_groups(work: Sequence[Callable[[], _T]]) -> list[_T]:
     complete. If this process's own share raises, the workers are stopped.
     """
     started = [forked.start(_pickled(w)) for w in work[1:]]
+    results: list[_T] = []
+    current: forked.Worker | None = None
     try:
-        results = [work[0]()]
-    except BaseException:
+        results.append(work[0]())
+        for index, worker in enumerate(started, start=1):
+            started[index - 1], current = None, worker
+            data = forked.collect(worker) if worker is not None else None
+            current = None  # ended and reaped
+            results.append(_decoded(data, work[index]))
+    except BaseException:  # this share failed, or an interrupt: no worker left behind
+        if current is not None:  # its pipe is closed already
+            _stop(current.pid)
         for worker in started:
             if worker is not None:
                 forked.abandon(worker)
         raise
-    for index, worker in enumerate(started, start=1):
-        results.append(_collect(worker, work[index]))
     return results
+
+
+def _stop(pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _pickled(work: Callable[[], _T]) -> Callable[[], bytes]:
     return lambda: pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _collect(worker: forked.Worker | None, work: Callable[[], _T]) -> _T:
-    data = forked.collect(worker) if worker is not None else None
+def _decoded(data: bytes | None, work: Callable[[], _T]) -> _T:
+    """A worker's result; its share is done here when it sent nothing usable."""
     if data:
         try:
             result: _T = pickle.loads(data)  # our own child's bytes

@@ -135,12 +135,31 @@ def report(result: RunResult) -> str:
     )
 
 
+shares_seen: list[int] = []  # shares of each split run, as `simsplit.run_groups` got them
+
+
+@pytest.fixture(autouse=True)
+def count_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = simsplit.run_groups
+
+    def spy(work: Any) -> Any:
+        shares_seen.append(len(work))
+        return real(work)
+
+    shares_seen.clear()
+    monkeypatch.setattr(simsplit, "run_groups", spy)
+
+
 def assert_split_equals_one_process(
     scenario: Scenario, bundle: PolicyBundle, **kw: Any
 ) -> RunResult:
     one = run(scenario, bundle, SimOptions(jobs=1, **kw))
+    accounts = len({p.plan.account_id for p in scenario.plans})
     for jobs in (2, 3):
+        shares_seen.clear()
         split = run(scenario, bundle, SimOptions(jobs=jobs, **kw))
+        # really split, into whole accounts (one account: nothing to split)
+        assert shares_seen == ([min(jobs, accounts)] if accounts > 1 else [])
         assert without_wall_time(split) == without_wall_time(one), f"jobs={jobs}"
         assert report(split) == report(one), f"jobs={jobs}"
     return one
@@ -251,6 +270,30 @@ def test_workers_are_stopped_when_this_share_fails() -> None:
         simsplit.run_groups([boom, slow, slow])
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # no child left behind, running or unreaped
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_workers_are_stopped_when_waiting_for_them_is_interrupted() -> None:
+    def slow() -> int:
+        threading.Event().wait(60)
+        return 0
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)  # while this process waits for the workers
+        with pytest.raises(Interrupted):
+            simsplit.run_groups([lambda: 0, slow, slow])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
 
 
 def test_a_worker_killed_midway_costs_time_not_plans(
