@@ -19,6 +19,14 @@ loop's at the same interval, byte for byte (``tests/simulate`` checks it
 against the ``plan-orchestrator tick --now`` command over SQLite and against
 a loop that ticks at every interval).
 
+Several processes
+-----------------
+Plans of different accounts never meet, so a large run is split by account
+over forked processes and merged into the result one process gives
+(:mod:`planpolicy.simsplit` says when and why that is exact).
+``SimOptions.jobs`` chooses how many; ``--exact`` runs stay in one process,
+as the reference the others are compared with.
+
 This module imports :mod:`orchestrator` lazily, inside the functions that run
 a simulation, so that the engine does not depend on the service to load.
 """
