@@ -3,33 +3,50 @@
 Plans of different accounts never meet in the orchestrator: the gate's only
 question about other plans is the account's active plan of a type, people's
 commands name one plan, the scripted executor draws from the seed and the
-idempotency key alone, and each plan's ledger and attempts are its own. What
-could couple them is the scheduler's per-tick limit
-(``SchedulerSettings.max_plans_per_tick``): a tick with more plans due than
-the limit leaves some for the next tick. A scenario with no more plans than
-that limit can never fill a tick, so its accounts can be run apart.
+idempotency key alone, and each plan's ledger and attempts are its own.
 
-:func:`planpolicy.simulate.run` then gives each group of accounts (balanced
-by how many plans and commands they have) to a forked worker, runs one group
-itself, and merges the groups' plans, refused commands and counts into the
-result a single process gives, byte for byte (``tests/simulate`` checks it).
+What can couple them is the poll itself, and only when a plan's tick is
+already past when it is due:
+
+- a tick with more plans due than ``SchedulerSettings.max_plans_per_tick``
+  leaves some for the next tick (a scenario with no more plans than that
+  limit never fills a tick, so such runs are not split);
+- a plan still due after its turn (more work than one turn's actions) stays
+  on the scheduler's pages of due plans, and a tick that meets a page of
+  such plans leaves the plans after them, of any account, for the next
+  tick; the simulation then ticks again right after the last tick run, of
+  whichever plan.
+
+:func:`planpolicy.simulate.run` gives each group of accounts (balanced by how
+many plans and commands they have) to a forked worker, runs one group itself,
+and merges the groups' plans, refused commands and counts into the result a
+single process gives, byte for byte (``tests/simulate`` checks it). Each
+part reports whether any plan was ever due at a tick already past
+(``overdue``); if one was, the parts are dropped and the run is made again in
+one process, so a split run is never different, only sometimes slower.
 Only POSIX ``fork`` is used, from a process with no other threads; a worker
 that fails delivers nothing, and its group is then run in this process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
-import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from planpolicy import forked
 
-__all__ = ["MAX_AUTO_JOBS", "MIN_PLANS", "account_groups", "auto_jobs", "run_groups", "usable_jobs"]
+__all__ = [
+    "MAX_AUTO_JOBS",
+    "MAX_JOBS",
+    "MIN_PLANS",
+    "account_groups",
+    "auto_jobs",
+    "run_groups",
+    "usable_jobs",
+]
 
 _T = TypeVar("_T")
 
@@ -38,6 +55,9 @@ MIN_PLANS = 200
 
 MAX_AUTO_JOBS = 8
 """Most processes ``jobs=0`` (auto) runs a simulation in."""
+
+MAX_JOBS = 64
+"""Most processes a run is split over, whatever ``jobs`` asks."""
 
 
 def auto_jobs(cpus: int | None, plans: int) -> int:
@@ -58,7 +78,7 @@ def usable_jobs(jobs: int, plans: int, max_plans_per_tick: int) -> int:
         return 1
     if threading.active_count() > 1:
         return 1
-    return jobs if jobs > 0 else auto_jobs(os.cpu_count(), plans)
+    return min(jobs, MAX_JOBS) if jobs > 0 else auto_jobs(os.cpu_count(), plans)
 
 
 def account_groups(weights: Mapping[str, int], count: int) -> list[list[str]]:
@@ -83,31 +103,24 @@ def run_groups(work: Sequence[Callable[[], _T]]) -> list[_T]:
     result does not decode, is run again here, so the list is always
     complete. If this process's own share raises, the workers are stopped.
     """
-    started = [forked.start(_pickled(w)) for w in work[1:]]
+    started: list[forked.Worker | None] = []
     results: list[_T] = []
-    current: forked.Worker | None = None
     try:
+        with forked.held_signals():  # every worker started is recorded
+            for share in work[1:]:
+                started.append(forked.start(_pickled(share)))
         results.append(work[0]())
-        for index, worker in enumerate(started, start=1):
-            started[index - 1], current = None, worker
+        for index in range(1, len(work)):
+            worker, started[index - 1] = started[index - 1], None
+            # collect stops the worker itself if interrupted
             data = forked.collect(worker) if worker is not None else None
-            current = None  # ended and reaped
             results.append(_decoded(data, work[index]))
     except BaseException:  # this share failed, or an interrupt: no worker left behind
-        if current is not None:  # its pipe is closed already
-            _stop(current.pid)
-        for worker in started:
-            if worker is not None:
-                forked.abandon(worker)
+        for left in started:
+            if left is not None:
+                forked.abandon(left)
         raise
     return results
-
-
-def _stop(pid: int) -> None:
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
 
 
 def _pickled(work: Callable[[], _T]) -> Callable[[], bytes]:

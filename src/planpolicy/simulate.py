@@ -82,6 +82,7 @@ __all__ = [
 ]
 
 DEFAULT_TICK = timedelta(minutes=5)
+_MICROSECOND = timedelta(microseconds=1)
 WORKER = "simulation"
 """The scheduler's worker id in simulations (it appears in ledger evidence)."""
 
@@ -312,9 +313,8 @@ def _run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None) -
         limit = getattr(settings, "max_plans_per_tick", settings.batch)
         jobs = simsplit.usable_jobs(options.jobs, len(scenario.plans), limit)
     groups = _split_events(scenario, pending, jobs) if jobs > 1 else [pending]
-    if len(groups) == 1:
-        parts = [_run_part(scenario, bundle, options, settings, pending)]
-    else:
+    parts: list[_Part] = []
+    if len(groups) > 1:
         quiet = replace(options, progress=None)  # one bar: this process's share
         parts = simsplit.run_groups(
             [
@@ -322,6 +322,10 @@ def _run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None) -
                 for i, group in enumerate(groups)
             ]
         )
+        if any(part.overdue for part in parts):  # plans could have met: not exact apart
+            parts = []
+    if not parts:
+        parts = [_run_part(scenario, bundle, options, settings, pending)]
     return _assemble(scenario, bundle, options, parts, began)
 
 
@@ -354,6 +358,7 @@ class _Part:
     turns: int
     skipped: int
     executions: int
+    overdue: bool  # a plan was due before the moment just run (see _run_part)
 
 
 def _run_part(
@@ -363,7 +368,16 @@ def _run_part(
     settings: SchedulerSettings,
     pending: list[_Event],
 ) -> _Part:
-    """Run the plans and commands of ``pending`` (whole accounts) to the horizon."""
+    """Run the plans and commands of ``pending`` (whole accounts) to the horizon.
+
+    ``overdue`` tells whether a plan's due tick was ever already past: a
+    plan left due at a tick just run, or a command making a plan due before
+    the tick before the command. Then, and only then, one plan's timing can
+    depend on other plans: the next tick follows the last one run (of any
+    plan), and a tick that meets a page of plans still due leaves the rest
+    for later. A split run whose parts were never overdue equals the run in
+    one process.
+    """
     from orchestrator.clock import ManualClock
     from orchestrator.policy import PolicyRuntime
     from orchestrator.scheduler import Scheduler
@@ -398,11 +412,15 @@ def _run_part(
     last: datetime | None = None
     turns = 0
     span = (end - start).total_seconds() or 1.0
+    overdue = False
+    moment: datetime | None = None  # the event just applied, or just after the tick run
     while True:
         due = store.next_due()
         next_tick = None
         if due is not None:
             next_tick = ceil_to_grid(due, start, tick)
+            if moment is not None and next_tick < moment:
+                overdue = True  # its tick is past: the next one follows the last run
             if last is not None:
                 next_tick = max(next_tick, last + tick)
         if position < len(pending) and (next_tick is None or pending[position].at <= next_tick):
@@ -412,6 +430,7 @@ def _run_part(
             refusal = apply_event(service, scenario, event)
             if refusal is not None:
                 refusals.append(((event.at, event.rank, event.index), refusal))
+            moment = event.at
             continue
         if next_tick is None or next_tick > end:
             break
@@ -420,6 +439,7 @@ def _run_part(
         ticks.append(next_tick)
         turns += summary.due
         last = next_tick
+        moment = next_tick + _MICROSECOND  # still due at the tick: overdue
         if options.progress is not None:
             options.progress((next_tick - start).total_seconds() / span)
     last_tick = start + ((end - start) // tick) * tick
@@ -434,6 +454,7 @@ def _run_part(
         turns=turns,
         skipped=store.skipped,
         executions=sum(executor.effective_executions.values()),
+        overdue=overdue,
     )
 
 

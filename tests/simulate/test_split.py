@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 
 from orchestrator.adapters.memory import MemoryStore
-from orchestrator.scheduler import Scheduler
-from planpolicy import PolicyBundle, simreport, simsplit, simulate
+from orchestrator.scheduler import Scheduler, SchedulerSettings
+from planpolicy import PolicyBundle, load_bundle, simreport, simsplit, simulate
 from planpolicy.scenario import Scenario, load_scenario
-from planpolicy.simulate import RunResult, SimOptions, run
+from planpolicy.simulate import RunResult, SimOptions, events, run
 
 from .conftest import EXAMPLES, POLICY_PATHS
-from .test_equivalence import BUSY, assert_same, real_loop, simulated
+from .test_equivalence import BUSY, HERE, assert_same, real_loop, simulated
 
 PROGRAM = Path(sys.executable).parent / "planpolicy"  # the console script, quick exit and all
 ACCOUNTS = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne"]
@@ -226,6 +226,68 @@ def test_monte_carlo_and_compare_split_equal_one_process(
     assert without_wall_time(a.left) == without_wall_time(b.right)
 
 
+def bulk_scenario(accounts: int) -> str:
+    """``accounts`` one-plan accounts and a plan on account ``zz``, all approved at 00:05.
+
+    BULK plans are still due after their turn (ten immediate steps, eight
+    actions per turn): the scheduler's page of due plans (500) then holds
+    plans it has looked at, and plans after them wait a tick, whichever
+    account they are on.
+    """
+    names = [f"a{i:03d}" for i in range(accounts)]
+    lines = [
+        "apiVersion: planpolicy/v1",
+        "kind: Scenario",
+        "metadata: {name: page-cap}",
+        "spec:",
+        "  start: 2026-01-05T00:00:00Z",
+        "  horizon_days: 1",
+        "  people: {dana: [revenue_director]}",
+        "  accounts:",
+        *(f"    {n}: {{account: {{renewal: {{status: OPEN}}}}}}" for n in [*names, "zz"]),
+        "  plans:",
+        f"    - {{plan_type: BULK, accounts: [{', '.join(names)}],"
+        " approve: {by: dana, at: day 0 00:05}}",
+        "    - {id: zz, plan_type: BULK, account: zz, approve: {by: dana, at: day 0 00:05}}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def bulk_bundle() -> PolicyBundle:
+    return load_bundle([*POLICY_PATHS, str(HERE / "plan_types")])
+
+
+def test_plans_that_can_meet_are_run_in_one_process(
+    bulk_bundle: PolicyBundle, tmp_path: Path
+) -> None:
+    path = tmp_path / "page_cap.yaml"
+    path.write_text(bulk_scenario(600))
+    scenario = load_scenario(path, bulk_bundle)
+    one = run(scenario, bulk_bundle, SimOptions(jobs=1))
+    zz = one.plan("zz")
+    # one process: the 500 plans still due fill the page, so zz activates a tick later
+    activated = [e["time"] for e in zz.ledger if e["event"] == "activated"]
+    assert activated == ["2026-01-05T00:10:00Z"]
+    split = run(scenario, bulk_bundle, SimOptions(jobs=2))
+    assert shares_seen == [2]  # tried apart, found overdue, run again in one process
+    assert without_wall_time(split) == without_wall_time(one)
+
+
+def test_a_part_with_a_plan_still_due_after_its_turn_is_overdue(
+    bulk_bundle: PolicyBundle, tmp_path: Path
+) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text(bulk_scenario(3))
+    scenario = load_scenario(path, bulk_bundle)
+    settings = SchedulerSettings(worker_id=simulate.WORKER)
+    part = simulate._run_part(scenario, bulk_bundle, SimOptions(), settings, events(scenario))
+    assert part.overdue
+    renewal = load_scenario(EXAMPLES / "renewal_saved.yaml", bulk_bundle)
+    part = simulate._run_part(renewal, bulk_bundle, SimOptions(), settings, events(renewal))
+    assert not part.overdue
+
+
 # --- the workers ----------------------------------------------------------------------------
 
 
@@ -331,6 +393,7 @@ def test_how_many_processes_a_run_may_use() -> None:
     assert simsplit.auto_jobs(4, simsplit.MIN_PLANS - 1) == 1
     assert simsplit.usable_jobs(1, 5000, 10_000) == 1
     assert simsplit.usable_jobs(3, 10, 10_000) == 3  # asked for: any size
+    assert simsplit.usable_jobs(500, 1000, 10_000) == simsplit.MAX_JOBS
     # a tick could hold more plans than the scheduler takes: plans would meet, not split
     assert simsplit.usable_jobs(3, 10_001, 10_000) == 1
 

@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="processes one run may use, each taking whole accounts (default: one per CPU, at "
-        "most 8, for 200 plans or more); 1: this process only; the result is the same",
+        "most 8, for 200 plans or more; at most 64); 1: this process only; the result is the same",
     )
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument(
