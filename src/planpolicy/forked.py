@@ -41,7 +41,11 @@ def held_signals() -> Iterator[None]:
     """Hold back interrupting signals (SIGINT, SIGTERM, SIGHUP, SIGALRM) until the block ends.
 
     A signal arriving meanwhile is handled when the block ends, so code that
-    starts workers and records them inside the block never loses one.
+    starts workers and records them inside the block never loses one. (Only
+    this thread holds them back: in a process with other threads, a signal
+    sent to the process may be taken by one of them. Workers are started
+    from processes without other threads: the command line's, and a
+    simulation checks.)
     """
     if not hasattr(signal, "pthread_sigmask"):
         yield

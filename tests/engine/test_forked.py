@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from typing import Any
 
 import pytest
@@ -45,7 +46,8 @@ def test_a_signal_during_a_hold_is_handled_when_it_ends() -> None:
     recorded = []
     try:
         with pytest.raises(Interrupted), forked.held_signals():
-            os.kill(os.getpid(), signal.SIGALRM)
+            # to this thread: other threads of the test session do not hold it back
+            signal.pthread_kill(threading.get_ident(), signal.SIGALRM)
             worker = forked.start(lambda: b"done")
             recorded.append(worker)  # reached: the signal waits for the hold's end
         assert len(recorded) == 1 and recorded[0] is not None
@@ -73,4 +75,4 @@ def test_an_interrupted_collect_stops_its_worker() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # stopped and reaped
+        os.waitpid(worker.pid, os.WNOHANG)  # stopped and reaped

@@ -4,30 +4,36 @@ Each share is a real forked process (``planpolicy.simsplit``). The result
 (plans, ledgers, attempts, timeline, refusals, expectations, counts) must be
 the single process's, field for field, and its JSON report byte for byte; a
 worker killed midway or failing costs time, never a plan.
+
+A run is split only in a process without other threads, and the test
+session has some (its servers), so split runs happen in a fresh process
+(``split_runner.py``) and are compared with the run made here in one process.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
+import pickle
 import random
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from orchestrator.adapters.memory import MemoryStore
-from orchestrator.scheduler import Scheduler, SchedulerSettings
-from planpolicy import PolicyBundle, load_bundle, simreport, simsplit, simulate
-from planpolicy.scenario import Scenario, load_scenario
+from orchestrator.scheduler import SchedulerSettings
+from planpolicy import PolicyBundle, load_bundle, simsplit, simulate
+from planpolicy.scenario import load_scenario
 from planpolicy.simulate import RunResult, SimOptions, events, run
 
 from .conftest import EXAMPLES, POLICY_PATHS
+from .split_runner import report, stripped
 from .test_equivalence import BUSY, HERE, assert_same, real_loop, simulated
 
 PROGRAM = Path(sys.executable).parent / "planpolicy"  # the console script, quick exit and all
@@ -122,46 +128,44 @@ def many_accounts(seed: int, plans: int = 14, days: int = 12) -> str:
     return "\n".join(lines) + "\n"
 
 
-def without_wall_time(result: RunResult) -> dict[str, Any]:
-    """Every field of the result except the seconds it took."""
-    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    fields["stats"] = dataclasses.replace(result.stats, seconds=0.0)
-    return fields
+RUNNER = Path(__file__).with_name("split_runner.py")
 
 
-def report(result: RunResult) -> str:
-    return simreport.run_json(
-        dataclasses.replace(result, stats=dataclasses.replace(result.stats, seconds=0.0))
+def split_runs(
+    tmp_path: Path, scenario: Path, *, jobs: tuple[int, ...] = (2, 3), **request: Any
+) -> dict[int, dict[str, Any]]:
+    """Run ``scenario`` with each number of processes in a fresh process (no other threads)."""
+    request = {
+        "scenario": str(scenario),
+        "policies": POLICY_PATHS,
+        "jobs": list(jobs),
+        **request,
+    }
+    base = tmp_path / f"split-{len(list(tmp_path.glob('split-*.json')))}"
+    asked, answer = base.with_suffix(".json"), base.with_suffix(".pickle")
+    asked.write_text(json.dumps(request))
+    done = subprocess.run(
+        [sys.executable, str(RUNNER), str(asked), str(answer)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
     )
-
-
-shares_seen: list[int] = []  # shares of each split run, as `simsplit.run_groups` got them
-
-
-@pytest.fixture(autouse=True)
-def count_shares(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = simsplit.run_groups
-
-    def spy(work: Any) -> Any:
-        shares_seen.append(len(work))
-        return real(work)
-
-    shares_seen.clear()
-    monkeypatch.setattr(simsplit, "run_groups", spy)
+    assert done.returncode == 0, done.stderr
+    return {int(k): v for k, v in pickle.loads(answer.read_bytes()).items()}
 
 
 def assert_split_equals_one_process(
-    scenario: Scenario, bundle: PolicyBundle, **kw: Any
+    scenario_path: Path, bundle: PolicyBundle, tmp_path: Path, *, seed: int = 0
 ) -> RunResult:
-    one = run(scenario, bundle, SimOptions(jobs=1, **kw))
+    scenario = load_scenario(scenario_path, bundle)
+    one = run(scenario, bundle, SimOptions(jobs=1, seed=seed))
     accounts = len({p.plan.account_id for p in scenario.plans})
-    for jobs in (2, 3):
-        shares_seen.clear()
-        split = run(scenario, bundle, SimOptions(jobs=jobs, **kw))
+    for jobs, got in split_runs(tmp_path, scenario_path, seed=seed).items():
         # really split, into whole accounts (one account: nothing to split)
-        assert shares_seen == ([min(jobs, accounts)] if accounts > 1 else [])
-        assert without_wall_time(split) == without_wall_time(one), f"jobs={jobs}"
-        assert report(split) == report(one), f"jobs={jobs}"
+        assert got["shares"] == ([min(jobs, accounts)] if accounts > 1 else [])
+        assert got["result"] == stripped(one), f"jobs={jobs}"
+        assert got["report"] == report(one), f"jobs={jobs}"
     return one
 
 
@@ -169,8 +173,7 @@ def assert_split_equals_one_process(
 def test_a_split_run_equals_one_process(bundle: PolicyBundle, tmp_path: Path, seed: int) -> None:
     path = tmp_path / "split.yaml"
     path.write_text(many_accounts(seed))
-    scenario = load_scenario(path, bundle)
-    one = assert_split_equals_one_process(scenario, bundle, seed=seed)
+    one = assert_split_equals_one_process(path, bundle, tmp_path, seed=seed)
     assert len({p.account_id for p in one.plans}) >= 3
 
 
@@ -192,8 +195,8 @@ def test_the_random_scenarios_cover_what_splitting_must_keep(
 
 
 @pytest.mark.parametrize("path", [*sorted(EXAMPLES.glob("*.yaml")), BUSY], ids=lambda p: p.stem)
-def test_examples_split_equal_one_process(bundle: PolicyBundle, path: Path) -> None:
-    assert_split_equals_one_process(load_scenario(path, bundle), bundle)
+def test_examples_split_equal_one_process(bundle: PolicyBundle, path: Path, tmp_path: Path) -> None:
+    assert_split_equals_one_process(path, bundle, tmp_path)
 
 
 def test_a_split_run_equals_a_real_tick_loop(bundle: PolicyBundle, tmp_path: Path) -> None:
@@ -203,7 +206,10 @@ def test_a_split_run_equals_a_real_tick_loop(bundle: PolicyBundle, tmp_path: Pat
     store = MemoryStore()
     store.init()
     reference = real_loop(scenario, bundle, store, seed="3/0")
-    assert_same(reference, simulated(run(scenario, bundle, SimOptions(jobs=2, seed=3))))
+    got = split_runs(tmp_path, path, jobs=(2,), seed=3)[2]
+    assert got["shares"] == [2]
+    plans = got["result"]["plans"]
+    assert_same(reference, simulated(cast(RunResult, SimpleNamespace(plans=plans))))
 
 
 def test_monte_carlo_and_compare_split_equal_one_process(
@@ -213,17 +219,14 @@ def test_monte_carlo_and_compare_split_equal_one_process(
     path.write_text(many_accounts(5))
     scenario = load_scenario(path, bundle)
     one = simulate.monte_carlo(scenario, bundle, 4, SimOptions(jobs=1, seed=9))
-    split = simulate.monte_carlo(scenario, bundle, 4, SimOptions(jobs=2, seed=9))
-    assert (one.plans, one.overall, one.expectations, one.failures) == (
-        split.plans,
-        split.overall,
-        split.expectations,
-        split.failures,
-    )
-    a = simulate.compare(scenario, bundle, bundle, SimOptions(jobs=1))
-    b = simulate.compare(scenario, bundle, bundle, SimOptions(jobs=2))
-    assert a.divergences == b.divergences == ()
-    assert without_wall_time(a.left) == without_wall_time(b.right)
+    got = split_runs(tmp_path, path, jobs=(2,), seed=9, mode="monte_carlo", runs=4)[2]
+    assert got["shares"] == [2, 2, 2, 2]  # each run split
+    assert got["result"] == (one.plans, one.overall, one.expectations, one.failures)
+    compared = simulate.compare(scenario, bundle, bundle, SimOptions(jobs=1))
+    got = split_runs(tmp_path, path, jobs=(2,), mode="compare")[2]
+    assert got["shares"] == [2, 2]
+    assert got["divergences"] == compared.divergences == ()
+    assert got["result"] == (stripped(compared.left), stripped(compared.right))
 
 
 def bulk_scenario(accounts: int) -> str:
@@ -269,9 +272,10 @@ def test_plans_that_can_meet_are_run_in_one_process(
     # one process: the 500 plans still due fill the page, so zz activates a tick later
     activated = [e["time"] for e in zz.ledger if e["event"] == "activated"]
     assert activated == ["2026-01-05T00:10:00Z"]
-    split = run(scenario, bulk_bundle, SimOptions(jobs=2))
-    assert shares_seen == [2]  # tried apart, found overdue, run again in one process
-    assert without_wall_time(split) == without_wall_time(one)
+    policies = [*POLICY_PATHS, str(HERE / "plan_types")]
+    got = split_runs(tmp_path, path, jobs=(2,), policies=policies)[2]
+    assert got["shares"] == [2]  # tried apart, found overdue, run again in one process
+    assert got["result"] == stripped(one)
 
 
 def test_a_part_with_a_plan_still_due_after_its_turn_is_overdue(
@@ -320,77 +324,84 @@ def test_a_result_that_cannot_be_sent_is_made_here() -> None:
     assert simsplit.run_groups([lambda: 0, share]) == [0, "made here"]
 
 
-def test_workers_are_stopped_when_this_share_fails() -> None:
+def _slow_worker(marks: Path) -> int:
+    (marks / str(os.getpid())).touch()
+    threading.Event().wait(60)
+    return 0
+
+
+def _wait_for(marks: Path, count: int) -> list[int]:
+    for _ in range(1000):
+        found = [int(p.name) for p in marks.iterdir()]
+        if len(found) >= count:
+            return found
+        threading.Event().wait(0.01)
+    raise AssertionError("the workers did not start")
+
+
+def _assert_gone(pids: list[int]) -> None:
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # stopped and reaped: not running, not a zombie
+
+
+def test_workers_are_stopped_when_this_share_fails(tmp_path: Path) -> None:
     def boom() -> int:
+        _wait_for(tmp_path, 2)
         raise RuntimeError("this share failed")
 
     def slow() -> int:
-        threading.Event().wait(60)
-        return 0
+        return _slow_worker(tmp_path)
 
     with pytest.raises(RuntimeError, match="this share failed"):
         simsplit.run_groups([boom, slow, slow])
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # no child left behind, running or unreaped
+    _assert_gone(_wait_for(tmp_path, 2))
 
 
 class Interrupted(Exception):
     pass
 
 
-def test_workers_are_stopped_when_waiting_for_them_is_interrupted() -> None:
+def test_workers_are_stopped_when_waiting_for_them_is_interrupted(tmp_path: Path) -> None:
     def slow() -> int:
-        threading.Event().wait(60)
-        return 0
+        return _slow_worker(tmp_path)
 
     def interrupt(signum: int, frame: Any) -> None:
         raise Interrupted
 
     previous = signal.signal(signal.SIGALRM, interrupt)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.3)  # while this process waits for the workers
+        signal.setitimer(signal.ITIMER_REAL, 0.5)  # while this process waits for the workers
         with pytest.raises(Interrupted):
             simsplit.run_groups([lambda: 0, slow, slow])
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
+    _assert_gone(_wait_for(tmp_path, 2))
 
 
-def test_a_worker_killed_midway_costs_time_not_plans(
-    bundle: PolicyBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_worker_killed_midway_costs_time_not_plans(bundle: PolicyBundle, tmp_path: Path) -> None:
     path = tmp_path / "split.yaml"
     path.write_text(many_accounts(7))
-    scenario = load_scenario(path, bundle)
-    one = run(scenario, bundle, SimOptions(jobs=1))
-    parent = os.getpid()
-    original = Scheduler.tick
-    ticks = {"n": 0}
-
-    def tick(self: Scheduler, now: Any, **kw: Any) -> Any:
-        ticks["n"] += 1
-        if os.getpid() != parent and ticks["n"] == 5:
-            (tmp_path / f"killed-{os.getpid()}").touch()
-            os.kill(os.getpid(), signal.SIGKILL)  # midway through its share
-        return original(self, now, **kw)
-
-    monkeypatch.setattr(Scheduler, "tick", tick)
-    split = run(scenario, bundle, SimOptions(jobs=3))
-    assert len(list(tmp_path.glob("killed-*"))) == 2  # both workers died
-    assert without_wall_time(split) == without_wall_time(one)
+    one = run(load_scenario(path, bundle), bundle, SimOptions(jobs=1))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    got = split_runs(tmp_path, path, jobs=(3,), kill_worker_at_tick=5, marks=str(marks))[3]
+    assert got["shares"] == [3]
+    assert len(list(marks.glob("killed-*"))) == 2  # both workers died midway
+    assert got["result"] == stripped(one)
 
 
 # --- when a run is split --------------------------------------------------------------------
 
 
-def test_how_many_processes_a_run_may_use() -> None:
+def test_how_many_processes_a_run_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
     assert simsplit.auto_jobs(2, 1000) == 2
     assert simsplit.auto_jobs(64, 1000) == simsplit.MAX_AUTO_JOBS
     assert simsplit.auto_jobs(1, 1000) == 1
     assert simsplit.auto_jobs(None, 1000) == 1
     assert simsplit.auto_jobs(4, simsplit.MIN_PLANS - 1) == 1
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # as in a fresh process
     assert simsplit.usable_jobs(1, 5000, 10_000) == 1
     assert simsplit.usable_jobs(3, 10, 10_000) == 3  # asked for: any size
     assert simsplit.usable_jobs(500, 1000, 10_000) == simsplit.MAX_JOBS
@@ -404,10 +415,10 @@ def test_no_split_while_other_threads_run() -> None:
     other.start()
     try:
         assert simsplit.usable_jobs(2, 5000, 10_000) == 1
+        assert simsplit.usable_jobs(0, 5000, 10_000) == 1
     finally:
         stop.set()
         other.join()
-    assert simsplit.usable_jobs(2, 5000, 10_000) == 2
 
 
 def test_account_groups_are_balanced_and_stable() -> None:
