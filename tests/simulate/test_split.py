@@ -34,19 +34,19 @@ from planpolicy.simulate import RunResult, SimOptions, events, run
 
 from .conftest import EXAMPLES, POLICY_PATHS
 from .split_runner import report, stripped
-from .test_equivalence import BUSY, HERE, assert_same, real_loop, simulated
+from .test_equivalence import (
+    BUSY,
+    HERE,
+    OUTCOMES,
+    _at,
+    assert_same,
+    real_loop,
+    simulated,
+)
 
 PROGRAM = Path(sys.executable).parent / "planpolicy"  # the console script, quick exit and all
 ACCOUNTS = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne"]
 PEOPLE = "{alice: [account_executive], mia: [revenue_manager], dana: [revenue_director]}"
-OUTCOMES = [
-    "outcome: succeed",
-    "outcome: fail, error: refused",
-    "outcome: timeout",
-    "outcome: pending, pending_for: 95m",
-    "outcome: pending, pending_for: 2d, then: fail",
-    "outcome: succeed, probability: 0.5",
-]
 COMMANDS = [
     "do: pause, by: alice",
     "do: resume, by: dana",
@@ -54,10 +54,6 @@ COMMANDS = [
     "do: approve_step, step: ESCALATE_SUPPORT_RISK, by: mia",
     "do: approve, by: alice",
 ]
-
-
-def _at(minutes: int) -> str:
-    return f"day {minutes // 1440} {minutes % 1440 // 60:02d}:{minutes % 60:02d}"
 
 
 def many_accounts(seed: int, plans: int = 14, days: int = 12) -> str:
