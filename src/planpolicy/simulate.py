@@ -34,6 +34,7 @@ a simulation, so that the engine does not depend on the service to load.
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -707,34 +708,86 @@ def _end_label(plan: PlanResult) -> str:
     return plan.status + (f" ({plan.completion_reason})" if plan.completion_reason else "")
 
 
+_RunSummary = tuple[list[tuple[str, str, float | None]], tuple[ExpectationResult, ...]]
+"""One run of a Monte Carlo: (plan id, end, days to end) per plan, and its expectations."""
+
+
+def _run_summaries(
+    scenario: Scenario, bundle: PolicyBundle, options: SimOptions, indices: range, jobs: int
+) -> list[_RunSummary]:
+    """Run ``scenario`` once per index (seed ``seed/index``) and summarize each run."""
+    out: list[_RunSummary] = []
+    for done, index in enumerate(indices, start=1):
+        result = run(scenario, bundle, replace(options, run=index, progress=None, jobs=jobs))
+        plan_ends = [
+            (
+                plan.plan_id,
+                _end_label(plan),
+                None
+                if plan.ended_at is None
+                else (plan.ended_at - plan.created_at).total_seconds() / 86400,
+            )
+            for plan in result.plans
+        ]
+        out.append((plan_ends, result.expectations))
+        if options.progress is not None:
+            options.progress(done / len(indices))
+    return out
+
+
 def monte_carlo(
     scenario: Scenario,
     bundle: PolicyBundle,
     runs: int,
     options: SimOptions | None = None,
 ) -> MonteCarloResult:
-    """Run the scenario ``runs`` times (run ``i`` draws with seed ``seed/i``); deterministic."""
+    """Run the scenario ``runs`` times (run ``i`` draws with seed ``seed/i``); deterministic.
+
+    Runs are independent, so with several processes (``options.jobs``, see
+    :mod:`planpolicy.simsplit`) each takes a contiguous share of them; the
+    summaries are merged in run order, as one process makes them.
+    """
+    from planpolicy import simsplit
+
     options = options or SimOptions()
     began = time.perf_counter()
+    # runs never meet: no tick limit applies to splitting them
+    jobs = min(simsplit.usable_jobs(options.jobs, runs * len(scenario.plans), sys.maxsize), runs)
+    if jobs > 1:
+        bounds = [runs * k // jobs for k in range(jobs + 1)]
+        shares = [range(bounds[k], bounds[k + 1]) for k in range(jobs)]
+        quiet = replace(options, progress=None)
+        summaries = [
+            summary
+            for part in simsplit.run_groups(
+                [
+                    partial(
+                        _run_summaries, scenario, bundle, options if k == 0 else quiet, share, 1
+                    )
+                    for k, share in enumerate(shares)
+                ]
+            )
+            for summary in part
+        ]
+    else:
+        summaries = _run_summaries(scenario, bundle, options, range(runs), options.jobs)
     ends: dict[str, Counter[str]] = {p.plan.plan_id: Counter() for p in scenario.plans}
     days: dict[str, list[float]] = {p.plan.plan_id: [] for p in scenario.plans}
     held = [0] * len(scenario.expectations)
     failures: list[tuple[int, ExpectationResult]] = []
     progress = options.progress
-    for index in range(runs):
-        one = replace(options, run=index, progress=None)
-        result = run(scenario, bundle, one)
-        for plan in result.plans:
-            ends[plan.plan_id][_end_label(plan)] += 1
-            if plan.ended_at is not None:
-                days[plan.plan_id].append((plan.ended_at - plan.created_at).total_seconds() / 86400)
-        for position, check in enumerate(result.expectations):
+    for index, (plan_ends, checks) in enumerate(summaries):
+        for plan_id, label, took in plan_ends:
+            ends[plan_id][label] += 1
+            if took is not None:
+                days[plan_id].append(took)
+        for position, check in enumerate(checks):
             if check.passed:
                 held[position] += 1
             elif len(failures) < 20:
                 failures.append((index, check))
-        if progress is not None:
-            progress((index + 1) / runs)
+    if progress is not None:
+        progress(1.0)
     plans = tuple(
         PlanDistribution(plan_id, dict(ends[plan_id]), tuple(sorted(days[plan_id])))
         for plan_id in ends

@@ -215,9 +215,15 @@ def test_monte_carlo_and_compare_split_equal_one_process(
     path.write_text(many_accounts(5))
     scenario = load_scenario(path, bundle)
     one = simulate.monte_carlo(scenario, bundle, 4, SimOptions(jobs=1, seed=9))
-    got = split_runs(tmp_path, path, jobs=(2,), seed=9, mode="monte_carlo", runs=4)[2]
-    assert got["shares"] == [2, 2, 2, 2]  # each run split
-    assert got["result"] == (one.plans, one.overall, one.expectations, one.failures)
+    runs = split_runs(tmp_path, path, jobs=(2, 3), seed=9, mode="monte_carlo", runs=4)
+    for jobs, got in runs.items():
+        assert got["shares"] == [jobs]  # the runs shared out, each run in one process
+        assert got["result"] == (one.plans, one.overall, one.expectations, one.failures)
+    # one run: split by account instead
+    alone = simulate.monte_carlo(scenario, bundle, 1, SimOptions(jobs=1, seed=9))
+    got = split_runs(tmp_path, path, jobs=(2,), seed=9, mode="monte_carlo", runs=1)[2]
+    assert got["shares"] == [2]
+    assert got["result"] == (alone.plans, alone.overall, alone.expectations, alone.failures)
     compared = simulate.compare(scenario, bundle, bundle, SimOptions(jobs=1))
     got = split_runs(tmp_path, path, jobs=(2,), mode="compare")[2]
     assert got["shares"] == [2, 2]
