@@ -26,6 +26,8 @@ part reports whether any plan was ever due at a tick already past
 one process, so a split run is never different, only sometimes slower.
 Only POSIX ``fork`` is used, from a process with no other threads; a worker
 that fails delivers nothing, and its group is then run in this process.
+:func:`planpolicy.simulate.monte_carlo` uses the same workers to share out
+whole runs, which never meet at all.
 """
 
 from __future__ import annotations
