@@ -311,8 +311,7 @@ def _run(scenario: Scenario, bundle: PolicyBundle, options: SimOptions | None) -
     pending = events(scenario)
     jobs = 1
     if not options.exact:  # the reference run: every look, one process
-        limit = getattr(settings, "max_plans_per_tick", settings.batch)
-        jobs = simsplit.usable_jobs(options.jobs, len(scenario.plans), limit)
+        jobs = simsplit.usable_jobs(options.jobs, len(scenario.plans), settings.max_plans_per_tick)
     groups = _split_events(scenario, pending, jobs) if jobs > 1 else [pending]
     parts: list[_Part] = []
     if len(groups) > 1:
@@ -398,7 +397,7 @@ def _run_part(
         tick=tick,
         recheck=settings.recheck,
         pending_poll=settings.pending_poll,
-        max_plans_per_tick=getattr(settings, "max_plans_per_tick", settings.batch),
+        max_plans_per_tick=settings.max_plans_per_tick,
         next_change=accounts.next_change,
         pending_until=executor.pending_until,
         elide=not options.exact,

@@ -54,11 +54,14 @@ def main(request_path: str, out_path: str) -> int:
     assert threading.active_count() == 1, "the runner must have no other threads"
 
     shares: list[int] = []
+    overdue: list[bool] = []  # per part of each split run: whether it was dropped for one process
     real_groups = simsplit.run_groups
 
     def spy(work: Any) -> Any:
         shares.append(len(work))
-        return real_groups(work)
+        results = real_groups(work)
+        overdue.extend(part.overdue for part in results if hasattr(part, "overdue"))
+        return results
 
     simsplit.run_groups = spy  # type: ignore[assignment]
     parent = os.getpid()
@@ -80,6 +83,7 @@ def main(request_path: str, out_path: str) -> int:
     out: dict[str, Any] = {}
     for jobs in request["jobs"]:
         shares.clear()
+        overdue.clear()
         options = SimOptions(jobs=jobs, seed=request.get("seed", 0))
         mode = request.get("mode", "run")
         if mode == "run":
@@ -95,6 +99,7 @@ def main(request_path: str, out_path: str) -> int:
                 "divergences": compared.divergences,
             }
         got["shares"] = list(shares)
+        got["overdue"] = list(overdue)
         out[str(jobs)] = got
     Path(out_path).write_bytes(pickle.dumps(out))
     return 0

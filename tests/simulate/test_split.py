@@ -160,6 +160,7 @@ def assert_split_equals_one_process(
     for jobs, got in split_runs(tmp_path, scenario_path, seed=seed).items():
         # really split, into whole accounts (one account: nothing to split)
         assert got["shares"] == ([min(jobs, accounts)] if accounts > 1 else [])
+        assert not any(got["overdue"])  # the parts were kept, not made again in one process
         assert got["result"] == stripped(one), f"jobs={jobs}"
         assert got["report"] == report(one), f"jobs={jobs}"
     return one
@@ -277,6 +278,7 @@ def test_plans_that_can_meet_are_run_in_one_process(
     policies = [*POLICY_PATHS, str(HERE / "plan_types")]
     got = split_runs(tmp_path, path, jobs=(2,), policies=policies)[2]
     assert got["shares"] == [2]  # tried apart, found overdue, run again in one process
+    assert any(got["overdue"])
     assert got["result"] == stripped(one)
 
 

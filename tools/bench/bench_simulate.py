@@ -235,6 +235,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    from orchestrator.scheduler import SchedulerSettings
     from planpolicy import load_bundle, simsplit
     from planpolicy.scenario import load_scenario
     from planpolicy.simulate import SimOptions, run
@@ -292,8 +293,7 @@ def main() -> int:
     print(f"scenario: {args.plans} plans, {args.days} days, {size / 1024:.0f} KiB of YAML")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"cpus: {os.cpu_count()}, load average at the end: {load:.1f}")
-    limit = 10_000  # SchedulerSettings.max_plans_per_tick
-    jobs = simsplit.usable_jobs(args.jobs, args.plans, limit)
+    jobs = simsplit.usable_jobs(args.jobs, args.plans, SchedulerSettings().max_plans_per_tick)
     print(
         f"in process, {jobs} process{'es' if jobs != 1 else ''}, median of {args.runs}: "
         f"{median:.2f} s wall, {statistics.median(cpu):.2f} s CPU in all processes "
